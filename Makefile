@@ -1,0 +1,35 @@
+# fieldsync developer tasks. `make test` and `make demo` set everything up themselves.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test lint typecheck bench demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) bench/bench_core.py
+
+demo: $(STAMP)
+	@echo "make demo arrives with the field client (issue 4): it will start a hub, enroll"
+	@echo "officers of three agencies and play a day of offline edits. Today the core is"
+	@echo "available: run 'make test' and 'make bench'."
+	@exit 1
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

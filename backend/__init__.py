@@ -1,0 +1,1 @@
+"""fieldsync hub (Flask). The app factory arrives with the hub issue."""

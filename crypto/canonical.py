@@ -1,0 +1,173 @@
+"""The one canonical encoding used for everything fieldsync signs or digests.
+
+Rules this module owns:
+
+- ``canonical(obj)`` is the JSON Canonicalization Scheme (RFC 8785): object keys
+  sorted by their UTF-16 code units, no insignificant white space, strings
+  escaped as ECMAScript's JSON.stringify does, numbers in ECMAScript's
+  shortest round-trip form (``1.0`` -> ``1``, ``1e-7`` -> ``1e-7``), UTF-8 out.
+- Only JSON values are accepted: dict (str keys), list/tuple, str, int, float,
+  bool, None. NaN, infinities, integers outside IEEE-754's exact range, bytes
+  or any other type raise :class:`CanonicalError` instead of being guessed at.
+- ``signing_bytes(kind, obj)`` prefixes the encoding with a domain separator
+  per kind of signed object, so a signature over a change can never pass as a
+  certificate, registry entry, checkpoint or request signature, and the other
+  way round. The set of kinds is closed: :data:`DOMAINS`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+from .errors import CanonicalError
+
+#: Every kind of object fieldsync signs or digests, and its domain separator.
+DOMAINS: dict[str, bytes] = {
+    kind: b"fieldsync/v1/" + kind.encode("ascii") + b"\x00"
+    for kind in ("change", "field", "certificate", "registry", "checkpoint", "request")
+}
+
+_MAX_SAFE_INT = 2**53 - 1
+_encode_str = json.encoder.encode_basestring
+
+
+def _number(value: float) -> str:
+    """Format a finite float as ECMAScript's Number::toString (ECMA-262 7.1.12.1)."""
+    if value == 0:
+        return "0"
+    # repr() gives the shortest digits that round-trip, as ECMAScript requires.
+    _, digit_tuple, exp = Decimal(repr(abs(value))).as_tuple()
+    digits = "".join(map(str, digit_tuple)).rstrip("0")
+    exp = int(exp) + (len(digit_tuple) - len(digits))
+    k = len(digits)
+    n = exp + k  # the decimal point sits n digits from the left of `digits`
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        text = digits[0] + ("." + digits[1:] if k > 1 else "") + ("e+" if e >= 0 else "e-") + str(abs(e))
+    return ("-" if value < 0 else "") + text
+
+
+def _utf16_key(key: str) -> bytes:
+    return key.encode("utf-16-be", "surrogatepass")
+
+
+def _encode(obj: Any, out: list[str]) -> None:
+    if isinstance(obj, str):
+        out.append(_encode_str(obj))
+    elif obj is None:
+        out.append("null")
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
+    elif isinstance(obj, int):
+        if not -_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT:
+            raise CanonicalError(f"integer {obj} is outside the exact range of JSON numbers")
+        out.append(str(obj))
+    elif isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise CanonicalError(f"{obj!r} has no JSON encoding")
+        out.append(_number(obj))
+    elif isinstance(obj, dict):
+        keys = list(obj)
+        for key in keys:
+            if not isinstance(key, str):
+                raise CanonicalError(f"object key {key!r} is not a string")
+        if not all(k.isascii() for k in keys):
+            keys.sort(key=_utf16_key)
+        else:
+            keys.sort()
+        out.append("{")
+        first = True
+        for key in keys:
+            if not first:
+                out.append(",")
+            first = False
+            out.append(_encode_str(key))
+            out.append(":")
+            _encode(obj[key], out)
+        out.append("}")
+    elif isinstance(obj, (list, tuple)):
+        out.append("[")
+        for i, item in enumerate(obj):
+            if i:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    else:
+        raise CanonicalError(f"{type(obj).__name__} is not a JSON value")
+
+
+_SCALARS = frozenset({str, bool, type(None)})
+
+
+def _plain(obj: Any) -> bool:
+    """True when ``obj`` holds no float, no unsafe integer and no non-ASCII key, so
+    that the C encoder with sorted keys gives exactly the JCS bytes (strings
+    escape the same way; ASCII keys sort the same by code point as by UTF-16)."""
+    kind = type(obj)
+    if kind in _SCALARS:
+        return True
+    if kind is int:
+        return bool(-_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT)
+    if kind is dict:
+        for key, value in obj.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            if type(value) not in _SCALARS and not _plain(value):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(type(item) in _SCALARS or _plain(item) for item in obj)
+    return False
+
+
+_c_encoder = json.encoder.c_make_encoder  # type: ignore[attr-defined]
+if _c_encoder is not None:  # CPython: the C encoder, sorted keys, no indent, no NaN
+    _fast_encoder = _c_encoder(None, None, _encode_str, None, ":", ",", True, False, False)
+
+    def _fast(obj: Any) -> str:
+        return "".join(_fast_encoder(obj, 0))
+
+else:  # pragma: no cover - other interpreters
+    _fast = json.JSONEncoder(  # type: ignore[assignment]
+        ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+    ).encode
+
+
+def canonical(obj: Any) -> bytes:
+    """Return the RFC 8785 canonical UTF-8 encoding of a JSON value."""
+    if type(obj) is str:
+        try:
+            return _encode_str(obj).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CanonicalError("string holds a lone surrogate, which is not valid UTF-8") from exc
+    if _plain(obj):
+        try:
+            return _fast(obj).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise CanonicalError("string holds a lone surrogate, which is not valid UTF-8") from exc
+    out: list[str] = []
+    _encode(obj, out)
+    try:
+        return "".join(out).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CanonicalError("string holds a lone surrogate, which is not valid UTF-8") from exc
+
+
+def signing_bytes(kind: str, obj: Any) -> bytes:
+    """The exact bytes signed for an object of the given kind."""
+    try:
+        prefix = DOMAINS[kind]
+    except KeyError:
+        raise CanonicalError(f"unknown kind of signed object: {kind!r}") from None
+    return prefix + canonical(obj)

@@ -1,0 +1,1 @@
+"""fieldsync field client: replica, officer CLI, sync agent. Arrives with the field client issue."""

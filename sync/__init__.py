@@ -1,0 +1,49 @@
+"""fieldsync.sync: the merge engine and sync protocol core. No I/O at all.
+
+Modules, each opening with the rules it owns: :mod:`hlc` (clocks),
+:mod:`schemas` (records and change envelopes), :mod:`changes` (the change
+value and how one is made), :mod:`feeds` (per-device chains), :mod:`merge`
+(per-field last-writer-wins), :mod:`conflicts` (what staff review),
+:mod:`provenance` (verifying a change's chain of keys).
+"""
+
+from .changes import DELETED, Change, make_change
+from .conflicts import Conflict, DoubleBooking, Version, find_double_bookings
+from .errors import ChangeRejected, ClockDriftError, ClockError, ProvenanceError, SyncError, ValidationError
+from .feeds import FeedHead, Verdict, classify, release
+from .hlc import DEFAULT_MAX_DRIFT_MS, Clock, Hlc
+from .merge import MergeState, Outcome, RecordState, apply
+from .provenance import HUB_DEVICE, Verifier
+from .schemas import COLLECTIONS, validate_change, validate_values
+
+__all__ = [
+    "COLLECTIONS",
+    "Change",
+    "ChangeRejected",
+    "Clock",
+    "ClockDriftError",
+    "ClockError",
+    "Conflict",
+    "DEFAULT_MAX_DRIFT_MS",
+    "DELETED",
+    "DoubleBooking",
+    "FeedHead",
+    "HUB_DEVICE",
+    "Hlc",
+    "MergeState",
+    "Outcome",
+    "ProvenanceError",
+    "RecordState",
+    "SyncError",
+    "ValidationError",
+    "Verdict",
+    "Verifier",
+    "Version",
+    "apply",
+    "classify",
+    "find_double_bookings",
+    "make_change",
+    "release",
+    "validate_change",
+    "validate_values",
+]

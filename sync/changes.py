@@ -1,0 +1,111 @@
+"""The change: one officer's signed edit of one record.
+
+Rules this module owns:
+
+- A :class:`Change` is the engine's frozen view of a verified wire change: the
+  header, the disclosed values, and the digests of withheld fields. The wire
+  dict itself (with salts) travels unchanged and is kept in ``wire``.
+- Every change writes the pseudo-field ``_deleted``: True for a tombstone,
+  False for an edit, so delete-versus-edit is decided and reported by the same
+  last-writer-wins rule as any field. ``base`` carries ``_deleted`` too.
+- :func:`make_change` is the only way fieldsync builds a new change: it salts
+  every value, stamps ``base`` from what the author saw, and signs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from crypto import SigningKey, VerifiedChange, new_salt, sign_change
+
+DELETED = "_deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: str
+    collection: str
+    record_id: str
+    agency: str
+    device: str
+    seq: int
+    prev: str | None
+    hlc: str
+    base: Mapping[str, str | None]
+    values: Mapping[str, Any]
+    withheld: Mapping[str, str]
+    deleted: bool
+    hash: str
+    wire: Mapping[str, Any] = field(compare=False, repr=False)
+
+    @classmethod
+    def from_verified(cls, verified: VerifiedChange) -> Change:
+        wire = verified.change
+        values, withheld = {}, {}
+        for name, entry in wire["fields"].items():
+            if "digest" in entry:
+                withheld[name] = entry["digest"]
+            else:
+                values[name] = entry["value"]
+        return cls(
+            id=wire["id"],
+            collection=wire["collection"],
+            record_id=wire["record_id"],
+            agency=wire["agency"],
+            device=wire["device"],
+            seq=wire["seq"],
+            prev=wire["prev"],
+            hlc=wire["hlc"],
+            base=wire["base"],
+            values=values,
+            withheld=withheld,
+            deleted=wire["deleted"],
+            hash=verified.hash,
+            wire=wire,
+        )
+
+    def written(self) -> tuple[str, ...]:
+        """Every field this change writes, ``_deleted`` included."""
+        return (*self.values, *self.withheld, DELETED)
+
+
+def make_change(
+    key: SigningKey,
+    *,
+    collection: str,
+    record_id: str,
+    agency: str,
+    device: str,
+    seq: int,
+    prev: str | None,
+    hlc: str,
+    values: Mapping[str, Any],
+    seen: Mapping[str, str | None],
+    deleted: bool = False,
+    change_id: str | None = None,
+) -> dict[str, Any]:
+    """Build and sign a wire change.
+
+    ``seen`` maps each field to the hlc of the value the author saw (what the
+    author's replica held); ``base`` is taken from it for every written field.
+    """
+    if deleted and values:
+        raise ValueError("a delete carries no values")
+    written = (*values, DELETED)
+    wire = {
+        "id": change_id or str(uuid.uuid4()),
+        "collection": collection,
+        "record_id": record_id,
+        "agency": agency,
+        "device": device,
+        "seq": seq,
+        "prev": prev,
+        "hlc": hlc,
+        "base": {name: seen.get(name) for name in written},
+        "fields": {name: {"salt": new_salt(), "value": value} for name, value in values.items()},
+        "deleted": deleted,
+    }
+    return sign_change(wire, key)

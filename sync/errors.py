@@ -1,0 +1,60 @@
+"""Exceptions raised by fieldsync's sync core.
+
+::
+
+    SyncError
+    ├── ClockError          a clock value that cannot be used
+    │   └── ClockDriftError a remote clock absurdly far ahead of ours
+    ├── ValidationError     record values or a change envelope that fail the schemas
+    ├── ChangeRejected      a well-formed change the engine refuses (wrong owner, ...)
+    └── ProvenanceError     a change whose signature chain does not verify
+
+Each carries structured fields (``messages``, ``reason``, ``change_id``) so
+the hub can turn it into a JSON error and the CLI into one clear line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SyncError(Exception):
+    """Root of every error raised by :mod:`sync`."""
+
+
+class ClockError(SyncError):
+    """A hybrid logical clock value that is malformed or unusable."""
+
+
+class ClockDriftError(ClockError):
+    def __init__(self, remote_ms: int, local_ms: int, max_drift_ms: int) -> None:
+        self.remote_ms, self.local_ms, self.max_drift_ms = remote_ms, local_ms, max_drift_ms
+        ahead_h = (remote_ms - local_ms) / 3_600_000
+        super().__init__(
+            f"remote clock is {ahead_h:.1f} hours ahead of ours, beyond the allowed "
+            f"{max_drift_ms / 3_600_000:.1f} hours; check the sender's system clock"
+        )
+
+
+class ValidationError(SyncError):
+    """Field-level errors: ``messages`` maps a field name to a list of messages."""
+
+    def __init__(self, messages: dict[str, Any]) -> None:
+        self.messages = messages
+        parts = [
+            f"{name}: {'; '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+            for name, msgs in messages.items()
+        ]
+        super().__init__("invalid " + ", ".join(parts))
+
+
+class ChangeRejected(SyncError):
+    def __init__(self, reason: str, *, change_id: str | None = None) -> None:
+        self.reason, self.change_id = reason, change_id
+        super().__init__(f"change {change_id}: {reason}" if change_id else reason)
+
+
+class ProvenanceError(SyncError):
+    def __init__(self, reason: str, *, change_id: str | None = None) -> None:
+        self.reason, self.change_id = reason, change_id
+        super().__init__(f"change {change_id}: {reason}" if change_id else reason)

@@ -1,0 +1,112 @@
+"""Hybrid logical clocks (Kulkarni et al., 2014).
+
+Rules this module owns:
+
+- An :class:`Hlc` is (wall milliseconds, counter, node). Its text form,
+  ``0001732312345678-000000-<node>``, is fixed-width up to the node, so
+  comparing two texts compares the clocks: string order is clock order.
+- :meth:`Clock.now` never goes backwards, even when the wall clock does: the
+  counter grows instead. :meth:`Clock.observe` merges a remote clock so that
+  the next local event is later than everything seen.
+- A remote clock more than ``max_drift_ms`` ahead of the local wall clock is
+  refused with :class:`ClockDriftError` and not merged, so one laptop with a
+  clock set to 2099 cannot drag every replica's clock into the future. The
+  bound is a setting (``FIELDSYNC_MAX_CLOCK_DRIFT`` seconds; default 24 h,
+  which still admits any time-zone mistake).
+- Wall time and the bound are injected, so tests control them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import ClockDriftError, ClockError
+
+DEFAULT_MAX_DRIFT_MS = 24 * 3600 * 1000
+MAX_COUNTER = 999_999
+_TEXT = re.compile(r"\A(\d{16})-(\d{6})-([A-Za-z0-9_.:-]{1,64})\Z")
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Hlc:
+    wall_ms: int
+    counter: int
+    node: str
+
+    def __str__(self) -> str:
+        return f"{self.wall_ms:016d}-{self.counter:06d}-{self.node}"
+
+    @classmethod
+    def parse(cls, text: str) -> Hlc:
+        match = _TEXT.match(text) if isinstance(text, str) else None
+        if not match:
+            raise ClockError(f"not a clock value: {text!r}")
+        return cls(int(match[1]), int(match[2]), match[3])
+
+
+def hlc_wall_ms(text: str) -> int:
+    """Milliseconds part of a clock text, without building an Hlc."""
+    return int(text[:16])
+
+
+class Clock:
+    """A node's hybrid logical clock."""
+
+    def __init__(
+        self,
+        node: str,
+        *,
+        last: Hlc | str | None = None,
+        now_ms: Callable[[], int] = wall_ms,
+        max_drift_ms: int = DEFAULT_MAX_DRIFT_MS,
+    ) -> None:
+        self.node = node
+        self._now_ms = now_ms
+        self.max_drift_ms = max_drift_ms
+        self.last = Hlc.parse(last) if isinstance(last, str) else (last or Hlc(0, 0, node))
+
+    def now(self) -> Hlc:
+        """The clock for a local event: later than every clock seen so far."""
+        wall = self._now_ms()
+        if wall > self.last.wall_ms:
+            self.last = Hlc(wall, 0, self.node)
+        else:
+            self.last = Hlc(self.last.wall_ms, self._next(self.last.counter), self.node)
+        return self.last
+
+    def check(self, remote: Hlc | str) -> Hlc:
+        """Parse and bound-check a remote clock without merging it."""
+        other = Hlc.parse(remote) if isinstance(remote, str) else remote
+        local = self._now_ms()
+        if other.wall_ms - local > self.max_drift_ms:
+            raise ClockDriftError(other.wall_ms, local, self.max_drift_ms)
+        return other
+
+    def observe(self, remote: Hlc | str) -> Hlc:
+        """Merge a remote clock; the next :meth:`now` is later than it."""
+        other = self.check(remote)
+        wall = self._now_ms()
+        top = max(wall, self.last.wall_ms, other.wall_ms)
+        if top == self.last.wall_ms == other.wall_ms:
+            counter = self._next(max(self.last.counter, other.counter))
+        elif top == self.last.wall_ms:
+            counter = self._next(self.last.counter)
+        elif top == other.wall_ms:
+            counter = self._next(other.counter)
+        else:
+            counter = 0
+        self.last = Hlc(top, counter, self.node)
+        return self.last
+
+    @staticmethod
+    def _next(counter: int) -> int:
+        if counter >= MAX_COUNTER:
+            raise ClockError("clock counter overflow: a million events in one millisecond")
+        return counter + 1

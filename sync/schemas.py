@@ -1,0 +1,218 @@
+"""Marshmallow schemas for records and changes, shared by hub and client.
+
+Rules this module owns:
+
+- A record's values are plain JSON (str, int, float, bool, None, small dicts),
+  the same on every side, because they are signed through their canonical
+  encoding. Times are RFC 3339 UTC text with a ``Z``.
+- Unknown fields and wrong types are refused with field-level messages
+  (:class:`ValidationError.messages`); nothing is coerced on the wire
+  (``quantity: "3"`` is an error there; the CLI converts its text input first).
+- ``validate_values(collection, values, creating=...)`` checks the fields a
+  change sets: all required fields when a record is created, any subset later.
+- ``CHANGE`` validates a change envelope before its signature is checked.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, validate, validates_schema
+from marshmallow import ValidationError as MarshmallowError
+
+from .errors import ValidationError
+
+UUID_RE = r"\A[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z"
+AGENCY_RE = r"\A[A-Z][A-Z0-9_-]{1,31}\Z"
+FIELD_RE = r"\A[a-z][a-z0-9_]{0,63}\Z"
+TIME_RE = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
+
+RESOURCE_KINDS = ("vehicle", "equipment", "personnel", "facility", "training", "other")
+RESOURCE_STATUSES = ("available", "deployed", "maintenance", "out_of_service")
+CONTACT_ROLES = ("liaison", "point_of_contact", "commander", "other")
+RESERVATION_STATES = ("requested", "approved", "declined", "cancelled")
+COLLECTIONS = ("resources", "contacts", "reservations")
+
+_text = validate.Length(max=4000)
+_short = validate.Length(min=1, max=200)
+
+
+def _uuid(**kw: Any) -> fields.String:
+    return fields.String(validate=validate.Regexp(UUID_RE, error="Not a valid UUID4 (lower-case)."), **kw)
+
+
+class UtcTime(fields.String):
+    """RFC 3339 UTC time with seconds and Z: ``2026-11-22T08:00:00Z``."""
+
+    default_error_messages = {"time": "Not a UTC time like 2026-11-22T08:00:00Z."}  # noqa: RUF012
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kw)
+        if not TIME_RE.match(text):
+            raise self.make_error("time")
+        try:
+            datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            raise self.make_error("time") from None
+        return text
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: no strings, no floats, no booleans."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> int:
+        if type(value) is not int:
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kw)
+
+
+class StrictFloat(fields.Float):
+    """A JSON number: int or float, never a string or boolean."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> float:
+        if type(value) not in (int, float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kw)
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kw: Any) -> bool:
+        if type(value) is not bool:
+            raise self.make_error("invalid")
+        return value
+
+
+def parse_utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class LocationSchema(_Strict):
+    text = fields.String(validate=_short, allow_none=True)
+    lat = StrictFloat(validate=validate.Range(-90, 90), allow_none=True, allow_nan=False)
+    lon = StrictFloat(validate=validate.Range(-180, 180), allow_none=True, allow_nan=False)
+
+    @validates_schema
+    def _both_or_neither(self, data: dict[str, Any], **kw: Any) -> None:
+        if (data.get("lat") is None) != (data.get("lon") is None):
+            raise MarshmallowError("Give both lat and lon, or neither.", "lat")
+
+
+class ResourceSchema(_Strict):
+    kind = fields.String(required=True, validate=validate.OneOf(RESOURCE_KINDS))
+    name = fields.String(required=True, validate=_short)
+    description = fields.String(validate=_text, allow_none=True)
+    quantity = StrictInteger(validate=validate.Range(0, 1_000_000), allow_none=True)
+    status = fields.String(validate=validate.OneOf(RESOURCE_STATUSES))
+    location = fields.Nested(LocationSchema, allow_none=True)
+    point_of_contact = _uuid(allow_none=True)
+    notes = fields.String(validate=_text, allow_none=True)
+
+
+class ContactSchema(_Strict):
+    name = fields.String(required=True, validate=_short)
+    role = fields.String(required=True, validate=validate.OneOf(CONTACT_ROLES))
+    agency_unit = fields.String(validate=_short, allow_none=True)
+    phone = fields.String(
+        validate=validate.Regexp(r"\A\+?[0-9 ().-]{3,40}\Z", error="Not a phone number."), allow_none=True
+    )
+    email = fields.Email(validate=validate.Length(max=254), allow_none=True)
+    radio = fields.String(validate=_short, allow_none=True)
+    jurisdiction = fields.String(validate=_short, allow_none=True)
+    notes = fields.String(validate=_text, allow_none=True)
+
+
+class ReservationSchema(_Strict):
+    resource_id = _uuid(required=True)
+    starts_at = UtcTime(required=True)
+    ends_at = UtcTime(required=True)
+    purpose = fields.String(validate=_text, allow_none=True)
+    state = fields.String(validate=validate.OneOf(RESERVATION_STATES))
+
+    @validates_schema
+    def _ends_after_start(self, data: dict[str, Any], **kw: Any) -> None:
+        if "starts_at" in data and "ends_at" in data and data["ends_at"] <= data["starts_at"]:
+            raise MarshmallowError("Must be after starts_at.", "ends_at")
+
+
+RECORD_SCHEMAS: dict[str, type[Schema]] = {
+    "resources": ResourceSchema,
+    "contacts": ContactSchema,
+    "reservations": ReservationSchema,
+}
+_instances = {name: (cls(), cls(partial=True)) for name, cls in RECORD_SCHEMAS.items()}
+
+
+def validate_values(collection: str, values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+    """Return ``values`` if they are valid for the collection, else raise ValidationError."""
+    if collection not in _instances:
+        raise ValidationError({"collection": [f"Must be one of: {', '.join(COLLECTIONS)}."]})
+    if not isinstance(values, dict):
+        raise ValidationError({"fields": ["Must be an object."]})
+    full, partial = _instances[collection]
+    errors = (full if creating else partial).validate(values)
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def field_names(collection: str) -> tuple[str, ...]:
+    return tuple(RECORD_SCHEMAS[collection]._declared_fields)
+
+
+class ChangeSchema(_Strict):
+    """The signed envelope; values inside ``fields`` are checked by validate_values."""
+
+    id = _uuid(required=True)
+    collection = fields.String(required=True, validate=validate.OneOf(COLLECTIONS))
+    record_id = _uuid(required=True)
+    agency = fields.String(required=True, validate=validate.Regexp(AGENCY_RE, error="Not an agency code."))
+    device = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    seq = StrictInteger(required=True, validate=validate.Range(min=1, max=2**53 - 1))
+    prev = fields.String(required=True, allow_none=True, validate=validate.Length(equal=43))
+    hlc = fields.String(required=True, validate=validate.Regexp(r"\A\d{16}-\d{6}-[A-Za-z0-9_.:-]{1,64}\Z"))
+    base = fields.Dict(
+        required=True,
+        keys=fields.String(validate=validate.Regexp(r"\A(_deleted|[a-z][a-z0-9_]{0,63})\Z")),
+        values=fields.String(allow_none=True),
+    )
+    fields_ = fields.Dict(
+        required=True,
+        data_key="fields",
+        attribute="fields",
+        keys=fields.String(validate=validate.Regexp(FIELD_RE)),
+        values=fields.Dict(),
+    )
+    deleted = StrictBoolean(required=True)
+    signature = fields.String(required=True, validate=validate.Length(equal=86))
+
+
+CHANGE = ChangeSchema()
+
+
+def validate_change(wire: Any) -> dict[str, Any]:
+    """Check a change envelope and its disclosed values; return it unchanged."""
+    if not isinstance(wire, dict):
+        raise ValidationError({"_schema": ["A change must be an object."]})
+    errors = CHANGE.validate(wire)
+    if errors:
+        raise ValidationError(errors)
+    values = {
+        name: entry["value"] for name, entry in wire["fields"].items() if isinstance(entry, dict) and "value" in entry
+    }
+    if wire["deleted"] and wire["fields"]:
+        raise ValidationError({"fields": ["A delete carries no fields."]})
+    if values:
+        try:
+            validate_values(wire["collection"], values, creating=False)
+        except ValidationError as exc:
+            raise ValidationError({"fields": exc.messages}) from None
+    return wire
