@@ -151,6 +151,8 @@ def canonical(obj: Any) -> bytes:
             return _encode_str(obj).encode("utf-8")
         except UnicodeEncodeError as exc:
             raise CanonicalError("string holds a lone surrogate, which is not valid UTF-8") from exc
+    if type(obj) is int and -_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT:
+        return str(obj).encode("ascii")
     if _plain(obj):
         try:
             return _fast(obj).encode("utf-8")
