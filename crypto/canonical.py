@@ -120,15 +120,19 @@ def _plain(obj: Any) -> bool:
     if kind is int:
         return bool(-_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT)
     if kind is dict:
-        for key, value in obj.items():
-            if type(key) is not str or not key.isascii():
+        try:
+            if not all(map(str.isascii, obj)):
                 return False
-            if type(value) not in _SCALARS and not _plain(value):
-                return False
+        except TypeError:  # a key that is not a str
+            return False
+        values = obj.values()
+    elif kind is list or kind is tuple:
+        values = obj
+    else:
+        return False
+    if set(map(type, values)) <= _SCALARS:  # the common case, checked at C speed
         return True
-    if kind is list or kind is tuple:
-        return all(type(item) in _SCALARS or _plain(item) for item in obj)
-    return False
+    return all(type(v) in _SCALARS or _plain(v) for v in values)
 
 
 _c_encoder = json.encoder.c_make_encoder  # type: ignore[attr-defined]

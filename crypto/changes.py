@@ -104,21 +104,22 @@ def sign_change(change: dict[str, Any], key: SigningKey) -> dict[str, Any]:
 
 def verify_change(change: dict[str, Any], key: VerifyKey) -> VerifiedChange:
     """Return the change and its hash if its signature verifies under ``key``."""
-    subject = f"change {change.get('id')!r}" if isinstance(change, dict) else "change"
+    provider = get_provider()
     try:
-        if not isinstance(change, dict):
+        if type(change) is not dict:
             raise VerificationError("a change must be an object")
         message = _signed_bytes(change)
         signature = b64d(change.get("signature", ""), length=SIGNATURE_BYTES, what="signature")
+        provider.verify(bytes(key), message, signature)
     except (KeyFormatError, CanonicalError) as exc:
-        raise VerificationError(str(exc), subject=subject) from None
+        raise VerificationError(str(exc), subject=_subject(change)) from None
     except VerificationError as exc:
-        raise VerificationError(exc.reason, subject=subject) from None
-    try:
-        key.verify(message, signature)
-    except VerificationError as exc:
-        raise VerificationError(exc.reason, subject=subject) from None
-    return VerifiedChange(change, b64e(get_provider().hash(message)))
+        raise VerificationError(exc.reason, subject=_subject(change)) from None
+    return VerifiedChange(change, b64e(provider.hash(message)))
+
+
+def _subject(change: Any) -> str:
+    return f"change {change.get('id')!r}" if isinstance(change, dict) else "change"
 
 
 def withhold(change: dict[str, Any], names: set[str] | frozenset[str]) -> dict[str, Any]:

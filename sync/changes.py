@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from crypto import SigningKey, VerifiedChange, new_salt, sign_change
 
 DELETED = "_deleted"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
+    """A verified change. A NamedTuple rather than a frozen dataclass: it is just
+    as immutable, and building one (once per change pulled or pushed) costs a
+    tenth as much, which keeps the verify path close to the signature's cost."""
+
     id: str
     collection: str
     record_id: str
@@ -39,7 +41,7 @@ class Change:
     withheld: Mapping[str, str]
     deleted: bool
     hash: str
-    wire: Mapping[str, Any] = field(compare=False, repr=False)
+    wire: Mapping[str, Any]
 
     @classmethod
     def from_verified(cls, verified: VerifiedChange) -> Change:
@@ -50,22 +52,11 @@ class Change:
                 withheld[name] = entry["digest"]
             else:
                 values[name] = entry["value"]
+        g = wire.__getitem__
         return cls(
-            id=wire["id"],
-            collection=wire["collection"],
-            record_id=wire["record_id"],
-            agency=wire["agency"],
-            device=wire["device"],
-            seq=wire["seq"],
-            prev=wire["prev"],
-            hlc=wire["hlc"],
-            base=wire["base"],
-            values=values,
-            withheld=withheld,
-            deleted=wire["deleted"],
-            hash=verified.hash,
-            wire=wire,
-        )
+            g("id"), g("collection"), g("record_id"), g("agency"), g("device"), g("seq"), g("prev"), g("hlc"),
+            g("base"), values, withheld, g("deleted"), verified.hash, wire,
+        )  # fmt: skip
 
     def written(self) -> tuple[str, ...]:
         """Every field this change writes, ``_deleted`` included."""

@@ -10,13 +10,15 @@ Rules this module owns:
 - Changes written by the hub itself (conflict resolutions, ``device == "hub"``)
   verify against the hub key in the registry, and nothing else does.
 - Certificates are verified once and cached by their signature: a pull of a
-  thousand changes from one laptop costs one certificate check.
+  thousand changes from one laptop costs one certificate check. A Verifier
+  belongs to one registry: build a new one when the registry grows (a new
+  revocation must not be missed by a stale cache).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from crypto import Certificate, KeyRegistry, VerificationError, verify_change
 
@@ -31,49 +33,72 @@ def hlc_time(hlc: str) -> datetime:
     return datetime.fromtimestamp(hlc_wall_ms(hlc) / 1000, UTC)
 
 
+class _Trusted(NamedTuple):
+    """A verified certificate, with its window and revocation cut as integers."""
+
+    certificate: Certificate
+    not_before_ms: int
+    not_after_ms: int
+    after_seq: int | None
+
+
 class Verifier:
     def __init__(self, registry: KeyRegistry) -> None:
         self.registry = registry
-        self._certs: dict[str, Certificate] = {}
+        self._certs: dict[str, _Trusted] = {}
 
-    def certificate(self, cert: Any, *, at: datetime) -> Certificate:
+    def _trusted(self, cert: Any, at_ms: int) -> _Trusted:
         sig = cert.get("signature") if isinstance(cert, dict) else None
-        cached = self._certs.get(sig) if isinstance(sig, str) else None
-        if cached is None:
-            cached = self.registry.verify_certificate(cert, at=at)
-            self._certs[sig] = cached  # type: ignore[index]
-        elif not cached.valid_at(at):
+        trusted = self._certs.get(sig) if isinstance(sig, str) else None
+        if trusted is None:
+            at = datetime.fromtimestamp(at_ms / 1000, UTC)
+            certificate = self.registry.verify_certificate(cert, at=at)
+            revoked = self.registry.revocation(certificate.device_id)
+            trusted = _Trusted(
+                certificate,
+                int(certificate.not_before.timestamp() * 1000),
+                int(certificate.not_after.timestamp() * 1000),
+                revoked.after_seq if revoked else None,
+            )
+            self._certs[sig] = trusted  # type: ignore[index]
+        elif not trusted.not_before_ms <= at_ms <= trusted.not_after_ms:
             raise VerificationError(
                 "certificate was not valid when the change was made",
-                subject=f"certificate of device {cached.device_id!r}",
+                subject=f"certificate of device {trusted.certificate.device_id!r}",
             )
-        return cached
+        return trusted
+
+    def certificate(self, cert: Any, *, at: datetime) -> Certificate:
+        """Verify a device certificate (cached) for a moment."""
+        return self._trusted(cert, int(at.timestamp() * 1000)).certificate
 
     def verify(self, wire: Any, cert: Any | None) -> Change:
         """Return the verified change, or raise ProvenanceError with the reason."""
-        change_id = wire.get("id") if isinstance(wire, dict) else None
         try:
-            if not isinstance(wire, dict) or not isinstance(wire.get("hlc"), str):
+            if type(wire) is not dict or type(wire.get("hlc")) is not str:
                 raise VerificationError("malformed change")
-            at = hlc_time(wire["hlc"])
+            at_ms = hlc_wall_ms(wire["hlc"])
             if wire.get("device") == HUB_DEVICE:
-                key = self.registry.hub_key_at(at)
+                key = self.registry.hub_key_at(datetime.fromtimestamp(at_ms / 1000, UTC))
             else:
                 if cert is None:
                     raise VerificationError("no device certificate for this change")
-                certificate = self.certificate(cert, at=at)
-                if certificate.device_id != wire.get("device"):
+                trusted = self._trusted(cert, at_ms)
+                if trusted.certificate.device_id != wire.get("device"):
                     raise VerificationError("certificate is for another device")
-                revoked = self.registry.revocation(certificate.device_id)
-                if revoked is not None and isinstance(wire.get("seq"), int) and wire["seq"] > revoked.after_seq:
+                seq = wire.get("seq")
+                if trusted.after_seq is not None and type(seq) is int and seq > trusted.after_seq:
+                    revoked = self.registry.revocation(trusted.certificate.device_id)
                     raise VerificationError(
-                        f"device was revoked after seq {revoked.after_seq} ({revoked.reason or 'no reason given'})"
+                        f"device was revoked after seq {trusted.after_seq} "
+                        f"({(revoked and revoked.reason) or 'no reason given'})"
                     )
-                key = certificate.device_key
+                key = trusted.certificate.device_key
             return Change.from_verified(verify_change(wire, key))
         except (VerificationError, ValueError) as exc:
             reason = exc.reason if isinstance(exc, VerificationError) else str(exc)
             subject = getattr(exc, "subject", None)
             if subject and not subject.startswith("change"):
                 reason = f"{subject}: {reason}"
+            change_id = wire.get("id") if isinstance(wire, dict) else None
             raise ProvenanceError(reason, change_id=change_id) from None
