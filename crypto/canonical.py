@@ -12,7 +12,8 @@ Rules this module owns:
 - ``signing_bytes(kind, obj)`` prefixes the encoding with a domain separator
   per kind of signed object, so a signature over a change can never pass as a
   certificate, registry entry, checkpoint or request signature, and the other
-  way round. The set of kinds is closed: :data:`DOMAINS`.
+  way round; ``audit`` separates the hub's audit-log chain hashes. The set of
+  kinds is closed: :data:`DOMAINS`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .errors import CanonicalError
 #: Every kind of object fieldsync signs or digests, and its domain separator.
 DOMAINS: dict[str, bytes] = {
     kind: b"fieldsync/v1/" + kind.encode("ascii") + b"\x00"
-    for kind in ("change", "field", "certificate", "registry", "checkpoint", "request")
+    for kind in ("change", "field", "certificate", "registry", "checkpoint", "request", "audit")
 }
 
 _MAX_SAFE_INT = 2**53 - 1

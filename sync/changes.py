@@ -54,9 +54,21 @@ class Change(NamedTuple):
                 values[name] = entry["value"]
         g = wire.__getitem__
         return cls(
-            g("id"), g("collection"), g("record_id"), g("agency"), g("device"), g("seq"), g("prev"), g("hlc"),
-            g("base"), values, withheld, g("deleted"), verified.hash, wire,
-        )  # fmt: skip
+            g("id"),
+            g("collection"),
+            g("record_id"),
+            g("agency"),
+            g("device"),
+            g("seq"),
+            g("prev"),
+            g("hlc"),
+            g("base"),
+            values,
+            withheld,
+            g("deleted"),
+            verified.hash,
+            wire,
+        )
 
     def written(self) -> tuple[str, ...]:
         """Every field this change writes, ``_deleted`` included."""

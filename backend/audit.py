@@ -1,0 +1,120 @@
+"""The audit log: append-only and hash-chained.
+
+Rules this module owns:
+
+- Every admin action, login (and failure), enrollment, revocation, conflict
+  resolution and rejected change is one entry: UTC time, actor, agency,
+  action, object, outcome, details.
+- Entry ``n`` stores ``prev`` (hash of entry ``n-1``) and its own ``hash`` =
+  SHA-256 of the canonical entry under the ``audit`` domain. ``audit_head``
+  holds the size and last hash, so deleting entries at the end is caught too.
+- Appending locks ``audit_head`` (after ``log_head`` when both are needed, so
+  two transactions never wait on each other in a circle) and happens in the
+  same transaction as the action it records.
+- :func:`verify` recomputes the chain and names the first entry that was
+  edited, removed or inserted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from crypto import b64e, get_provider, signing_bytes
+
+from .db import db
+from .keystore import now
+from .models import AuditEntry, AuditHead
+
+
+def _hash(body: dict[str, Any]) -> str:
+    return b64e(get_provider().hash(signing_bytes("audit", body)))
+
+
+def _body(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "at": entry.at,
+        "actor": entry.actor,
+        "agency": entry.agency,
+        "action": entry.action,
+        "object": entry.object,
+        "outcome": entry.outcome,
+        "details": entry.details,
+        "prev": entry.prev,
+    }
+
+
+def _lock_head() -> AuditHead:
+    head = db.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    if head is None:
+        head = AuditHead(id=1, size=0, head=None)
+        db.session.add(head)
+        db.session.flush()
+    return head
+
+
+def record(
+    action: str,
+    *,
+    actor: str,
+    agency: str | None = None,
+    object: str | None = None,
+    outcome: str = "ok",
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one entry in the current transaction (the caller commits)."""
+    head = _lock_head()
+    entry = AuditEntry(
+        seq=head.size + 1,
+        at=now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        actor=actor,
+        agency=agency,
+        action=action,
+        object=object,
+        outcome=outcome,
+        details=details or {},
+        prev=head.head,
+    )
+    entry.hash = _hash(_body(entry))
+    db.session.add(entry)
+    head.size, head.head = entry.seq, entry.hash
+    return entry
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    size: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify() -> AuditReport:
+    """Walk the whole chain and report every break, first one first."""
+    problems: list[str] = []
+    prev: str | None = None
+    expected = 1
+    count = 0
+    for entry in db.session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).yield_per(1000):
+        count += 1
+        if entry.seq != expected:
+            problems.append(f"entries {expected}..{entry.seq - 1} are missing (deleted)")
+            expected = entry.seq
+        if entry.prev != prev:
+            problems.append(f"entry {entry.seq} does not follow the entry before it (an entry was removed or inserted)")
+        if _hash(_body(entry)) != entry.hash:
+            problems.append(f"entry {entry.seq} was altered: its content no longer matches its hash")
+        prev = entry.hash
+        expected += 1
+    head = db.session.get(AuditHead, 1)
+    if head is not None and (head.size != expected - 1 or head.head != prev):
+        problems.append(
+            f"the log ends at entry {expected - 1} but its head records {head.size} entries "
+            "(entries were deleted at the end, or the head was edited)"
+        )
+    return AuditReport(count, problems)

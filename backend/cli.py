@@ -1,0 +1,313 @@
+"""``fieldsync-hub``: the hub administrator's command line.
+
+Each command opens the app, calls one backend function, commits, and prints
+a short answer; a HubError becomes one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import secrets
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from sync.schemas import AGENCY_RE
+
+from . import agreements, audit, create_app, enroll, keystore, schema, users
+from .db import db
+from .errors import HubError, NotFound, Unprocessable
+from .models import Agency, AgencyKey, Agreement, Device, HubKey, LogHead
+
+ACTOR = f"cli:{getpass.getuser()}"
+
+
+def _app() -> Flask:
+    return create_app()
+
+
+def hub_command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run inside an app context; turn hub errors into one clear line."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        app = _app()
+        with app.app_context():
+            try:
+                result = fn(*args, **kwargs)
+                db.session.commit()
+                return result
+            except HubError as exc:
+                db.session.rollback()
+                raise click.ClickException(exc.message) from None
+
+    return wrapper
+
+
+def _emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    Console().print(table)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Administer a fieldsync hub: agencies and keys, devices, agreements, users, audit."""
+
+
+@main.command()
+@click.option("--admin", "admin_name", default="admin", show_default=True, help="Name of the first admin account.")
+@hub_command
+def init(admin_name: str) -> None:
+    """Create the database, the keys and the first admin account (safe to re-run: applies migrations)."""
+    from flask import current_app
+
+    instance = Path(current_app.instance_path)
+    config_file = instance / "config.py"
+    if not current_app.config.get("SECRET_KEY") and not config_file.exists():
+        fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"SECRET_KEY = {secrets.token_urlsafe(48)!r}\n")
+    kek_source = keystore.ensure_kek()
+    schema.upgrade()
+    if db.session.get(LogHead, 1) is None:
+        db.session.add(LogHead(id=1, size=0, head=None))
+    if db.session.scalar(select(HubKey)) is not None:
+        db.session.commit()
+        click.echo(f"hub already initialized; schema is up to date ({current_app.config['DATABASE_URL']})")
+        return
+    password = os.environ.get("FIELDSYNC_ADMIN_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise HubError("set FIELDSYNC_ADMIN_PASSWORD or run init in a terminal to choose the admin password")
+        password = click.prompt(f"password for {admin_name}", hide_input=True, confirmation_prompt=True)
+    keystore.create_hub_key()
+    users.add_user(admin_name, "admin", password, actor=ACTOR)
+    audit.record("hub.init", actor=ACTOR, details={"kek": "environment" if kek_source == "FIELDSYNC_KEK" else "file"})
+    click.echo(f"hub initialized: database {current_app.config['DATABASE_URL']}")
+    click.echo(f"key-encryption key: {kek_source}")
+    click.echo(f"admin account: {admin_name}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Development server. Production: gunicorn "backend:create_app()"."""
+    _app().run(host=host, port=port, debug=False, use_reloader=False, threaded=True)
+
+
+# -- agencies -------------------------------------------------------------
+@main.group()
+def agency() -> None:
+    """Agencies and their keys."""
+
+
+def _check_code(code: str) -> str:
+    if not re.match(AGENCY_RE, code):
+        raise Unprocessable(f"agency code {code!r} must be 2-32 capitals, digits, - or _, starting with a letter")
+    return code
+
+
+@agency.command("create")
+@click.argument("code")
+@click.option("--name", required=True, help="Full name, e.g. 'Springfield Police Department'.")
+@hub_command
+def agency_create(code: str, name: str) -> None:
+    """Create an agency and its key."""
+    _check_code(code)
+    if not name.strip():
+        raise Unprocessable("--name must not be empty")
+    keystore.create_agency(code, name.strip())
+    audit.record("agency.create", actor=ACTOR, agency=code, object=code, details={"name": name.strip()})
+    click.echo(f"agency {code} created; key {keystore._current_row(code).public_key[:16]}…")
+
+
+@agency.command("rotate-key")
+@click.argument("code")
+@hub_command
+def agency_rotate(code: str) -> None:
+    """Rotate an agency's key (the new key is signed by the old; old signatures stay valid)."""
+    if db.session.get(Agency, code) is None:
+        raise NotFound(f"unknown agency {code}")
+    row = keystore.rotate_agency_key(code)
+    audit.record("agency.rotate_key", actor=ACTOR, agency=code, object=code, details={"new_key": row.public_key})
+    click.echo(f"agency {code} key rotated; new key {row.public_key[:16]}…")
+
+
+@agency.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@hub_command
+def agency_list(as_json: bool) -> None:
+    """List agencies."""
+    rows = []
+    for a in db.session.scalars(select(Agency).order_by(Agency.code)):
+        key = db.session.scalar(select(AgencyKey).where(AgencyKey.agency == a.code, AgencyKey.retired_at.is_(None)))
+        devices = db.session.query(Device).filter(Device.agency == a.code).count()
+        rows.append(
+            {
+                "code": a.code,
+                "name": a.name,
+                "key": key.public_key if key else None,
+                "devices": devices,
+                "created_at": a.created_at.isoformat(),
+            }
+        )
+    _emit(rows, as_json, ["code", "name", "key", "devices"])
+
+
+# -- devices --------------------------------------------------------------
+@main.group()
+def device() -> None:
+    """Enrollment tokens, devices, revocation."""
+
+
+@device.command("token")
+@click.argument("agency_code", metavar="AGENCY")
+@click.option("--officer", required=True, help="Officer the laptop is issued to.")
+@click.option("--ttl", type=click.IntRange(60, 30 * 86400), default=None, help="Seconds the token stays valid.")
+@hub_command
+def device_token(agency_code: str, officer: str, ttl: int | None) -> None:
+    """Print a one-time enrollment token."""
+    click.echo(enroll.issue_token(agency_code, officer, actor=ACTOR, ttl=ttl))
+
+
+@device.command("revoke")
+@click.argument("device_id")
+@click.option("--reason", default="", help="Why (lost, stolen, reassigned...).")
+@hub_command
+def device_revoke(device_id: str, reason: str) -> None:
+    """Revoke a device: the hub refuses it at once; its feed is cut at its last accepted change."""
+    dev = enroll.revoke(device_id, actor=ACTOR, reason=reason)
+    click.echo(f"device {dev.id} ({dev.officer}, {dev.agency}) revoked after seq {dev.revoked_after_seq}")
+
+
+@device.command("list")
+@click.option("--agency", "agency_code", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@hub_command
+def device_list(agency_code: str | None, as_json: bool) -> None:
+    """List devices."""
+    query = select(Device).order_by(Device.agency, Device.enrolled_at)
+    if agency_code:
+        query = query.where(Device.agency == agency_code)
+    rows = [
+        {
+            "id": d.id,
+            "agency": d.agency,
+            "officer": d.officer,
+            "status": d.status,
+            "feed_seq": d.feed_seq,
+            "last_seen_at": d.last_seen_at.isoformat() if d.last_seen_at else None,
+        }
+        for d in db.session.scalars(query)
+    ]
+    _emit(rows, as_json, ["id", "agency", "officer", "status", "feed_seq", "last_seen_at"])
+
+
+# -- agreements -------------------------------------------------------------
+@main.group()
+def agreement() -> None:
+    """Sharing agreements between agencies."""
+
+
+@agreement.command("add")
+@click.option("--from", "from_agency", required=True, help="Agency whose records are shared.")
+@click.option("--to", "to_agency", required=True, help="Agency that may see them.")
+@click.option("--collections", required=True, help="Comma-separated: resources,contacts,reservations.")
+@click.option("--withhold", multiple=True, help="A field the receiving agency sees only as a digest (repeatable).")
+@click.option("--write", multiple=True, help="A field the receiving agency may change (repeatable).")
+@hub_command
+def agreement_add(
+    from_agency: str, to_agency: str, collections: str, withhold: tuple[str, ...], write: tuple[str, ...]
+) -> None:
+    """Let one agency see (and optionally write) another's records."""
+    chosen = [c.strip() for c in collections.split(",") if c.strip()]
+    agreements.add(from_agency, to_agency, chosen, list(withhold), list(write), actor=ACTOR)
+    click.echo(f"agreement added: {to_agency} sees {from_agency}'s {', '.join(chosen)}")
+
+
+@agreement.command("remove")
+@click.option("--from", "from_agency", required=True)
+@click.option("--to", "to_agency", required=True)
+@hub_command
+def agreement_remove(from_agency: str, to_agency: str) -> None:
+    """End an agreement (already-pulled copies stay on laptops; nothing new is shared)."""
+    agreements.remove(from_agency, to_agency, actor=ACTOR)
+    click.echo(f"agreement from {from_agency} to {to_agency} removed")
+
+
+@agreement.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@hub_command
+def agreement_list(as_json: bool) -> None:
+    """List agreements."""
+    rows = [
+        {
+            "from": a.from_agency,
+            "to": a.to_agency,
+            "collections": ",".join(a.collections),
+            "withhold": ",".join(a.withhold),
+            "write": ",".join(a.write),
+        }
+        for a in db.session.scalars(select(Agreement).order_by(Agreement.from_agency, Agreement.to_agency))
+    ]
+    _emit(rows, as_json, ["from", "to", "collections", "withhold", "write"])
+
+
+# -- users & audit ------------------------------------------------------------
+@main.group()
+def user() -> None:
+    """Web view accounts."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(users.ROLES), required=True)
+@hub_command
+def user_add(name: str, role: str) -> None:
+    """Add a staff or admin account (password from FIELDSYNC_USER_PASSWORD, else prompted)."""
+    password = os.environ.get("FIELDSYNC_USER_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise HubError("set FIELDSYNC_USER_PASSWORD or run in a terminal to choose the password")
+        password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+    users.add_user(name, role, password, actor=ACTOR)
+    click.echo(f"user {name} added ({role})")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The hash-chained audit log."""
+
+
+@audit_group.command("verify")
+@hub_command
+def audit_verify() -> None:
+    """Check that no audit entry was edited, removed or inserted."""
+    report = audit.verify()
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(problem, err=True)
+        raise HubError(f"audit log is NOT intact: {len(report.problems)} problem(s) in {report.size} entries")
+    click.echo(f"audit log intact: {report.size} entries")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,78 @@
+"""Hub errors and the one JSON error envelope.
+
+::
+
+    HubError                  status 400 unless a subclass says otherwise
+    ├── BadRequest            400 malformed JSON or parameters
+    ├── Unauthorized          401 unsigned, stale or replayed request
+    ├── Forbidden             403 revoked or quarantined device, refused by an agreement
+    ├── NotFound              404
+    ├── Conflict              409 duplicate code, used token...
+    ├── PayloadTooLarge       413
+    └── Unprocessable         422 schema errors, with field-level details
+
+Every error reaching HTTP becomes ``{"error", "message", "details"}`` with its
+status, made by :func:`init_app`'s handlers alone. The CLI prints ``message``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+
+class HubError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details if details is not None else {}
+
+
+class BadRequest(HubError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(HubError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(HubError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(HubError):
+    status, code = 404, "not_found"
+
+
+class Conflict(HubError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(HubError):
+    status, code = 413, "payload_too_large"
+
+
+class Unprocessable(HubError):
+    status, code = 422, "unprocessable"
+
+
+def envelope(code: str, message: str, details: Any, status: int) -> Any:
+    response = jsonify({"error": code, "message": message, "details": details or {}})
+    response.status_code = status
+    return response
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(HubError)
+    def _hub_error(exc: HubError) -> Any:
+        return envelope(exc.code, exc.message, exc.details, exc.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return envelope(code, exc.description or exc.name or "error", {}, exc.code or 500)

@@ -1,0 +1,197 @@
+"""Agency keys, the hub key and the key registry, sealed under the KEK.
+
+Rules this module owns:
+
+- Private keys are stored only wrapped under the key-encryption key
+  (``FIELDSYNC_KEK``, or ``instance/kek`` written by ``init`` with mode 0600);
+  they are unwrapped in memory when needed to sign and never written in clear.
+- The agency key signs device certificates, revocations and its own rotation;
+  the hub key signs checkpoints and conflict resolutions, nothing else.
+- Every key event appends a signed entry to the registry (crypto.registry),
+  in the same transaction as the key row it describes.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from crypto import (
+    KeyRegistry,
+    SigningKey,
+    VerifyKey,
+    agency_entry,
+    b64d,
+    b64e,
+    hub_entry,
+    issue_certificate,
+    revocation_entry,
+    rotation_entry,
+    unwrap_private_key,
+    wrap_private_key,
+)
+from crypto.errors import CryptoError
+
+from .db import db
+from .errors import Conflict, HubError, NotFound
+from .models import Agency, AgencyKey, HubKey, RegistryEntry
+
+
+def now() -> datetime:
+    """The hub's time, to the second (what signed objects carry)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite hands back naive UTC, PostgreSQL aware)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# -- the key-encryption key -------------------------------------------------
+def kek_path() -> Path:
+    return Path(current_app.instance_path) / "kek"
+
+
+def load_kek() -> bytes:
+    text = current_app.config.get("KEK")
+    if not text and kek_path().exists():
+        text = kek_path().read_text().strip()
+    if not text:
+        raise HubError("no key-encryption key: set FIELDSYNC_KEK or run `fieldsync-hub init`")
+    try:
+        return b64d(str(text), length=32, what="FIELDSYNC_KEK")
+    except CryptoError as exc:
+        raise HubError(f"FIELDSYNC_KEK is unusable: {exc}") from None
+
+
+def ensure_kek() -> str:
+    """Return where the KEK comes from; create instance/kek if none is configured."""
+    if current_app.config.get("KEK"):
+        load_kek()
+        return "FIELDSYNC_KEK"
+    path = kek_path()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(b64e(os.urandom(32)) + "\n")
+    load_kek()
+    return str(path)
+
+
+def _unwrap(sealed: str) -> SigningKey:
+    try:
+        return unwrap_private_key(sealed.encode(), load_kek())
+    except CryptoError as exc:
+        raise HubError(f"cannot open a sealed key with this KEK: {exc}") from None
+
+
+def _seal(key: SigningKey) -> str:
+    return wrap_private_key(key, load_kek()).decode()
+
+
+# -- registry -----------------------------------------------------------------
+def registry_entries() -> list[dict[str, Any]]:
+    return [row.entry for row in db.session.scalars(select(RegistryEntry).order_by(RegistryEntry.index))]
+
+
+def _append(entry: dict[str, Any]) -> None:
+    db.session.add(RegistryEntry(index=entry["index"], entry=entry))
+
+
+def registry() -> KeyRegistry:
+    """The verified registry, cached per app until it grows."""
+    cache = current_app.extensions.setdefault("fieldsync.registry", {})
+    size = db.session.query(RegistryEntry).count()
+    cached = cache.get("registry")
+    if cached is None or len(cached.entries) != size:
+        cached = cache["registry"] = KeyRegistry.verify(registry_entries())
+    return cached
+
+
+def reset_cache() -> None:
+    current_app.extensions.pop("fieldsync.registry", None)
+
+
+# -- hub key --------------------------------------------------------------------
+def create_hub_key() -> HubKey:
+    if db.session.scalar(select(HubKey).where(HubKey.retired_at.is_(None))):
+        raise Conflict("the hub key already exists")
+    key, at = SigningKey.generate(), now()
+    row = HubKey(public_key=key.verify_key.to_text(), sealed=_seal(key), created_at=at)
+    db.session.add(row)
+    _append(hub_entry(registry_entries(), key, at=at))
+    return row
+
+
+def hub_key() -> SigningKey:
+    row = db.session.scalar(select(HubKey).where(HubKey.retired_at.is_(None)))
+    if row is None:
+        raise HubError("the hub has no key yet: run `fieldsync-hub init`")
+    return _unwrap(row.sealed)
+
+
+# -- agencies -------------------------------------------------------------------
+def create_agency(code: str, name: str) -> Agency:
+    if db.session.get(Agency, code) is not None:
+        raise Conflict(f"agency {code} already exists")
+    key, at = SigningKey.generate(), now()
+    agency = Agency(code=code, name=name, created_at=at)
+    db.session.add(agency)
+    db.session.add(AgencyKey(agency=code, public_key=key.verify_key.to_text(), sealed=_seal(key), created_at=at))
+    _append(agency_entry(registry_entries(), key, agency=code, name=name, at=at))
+    return agency
+
+
+def _current_row(code: str) -> AgencyKey:
+    row = db.session.scalar(select(AgencyKey).where(AgencyKey.agency == code, AgencyKey.retired_at.is_(None)))
+    if row is None:
+        raise NotFound(f"unknown agency {code}")
+    return row
+
+
+def agency_key(code: str) -> SigningKey:
+    return _unwrap(_current_row(code).sealed)
+
+
+def rotate_agency_key(code: str) -> AgencyKey:
+    old_row = _current_row(code)
+    old, new, at = _unwrap(old_row.sealed), SigningKey.generate(), now()
+    old_row.retired_at = at
+    row = AgencyKey(agency=code, public_key=new.verify_key.to_text(), sealed=_seal(new), created_at=at)
+    db.session.add(row)
+    _append(rotation_entry(registry_entries(), old, new, agency=code, at=at))
+    return row
+
+
+def certify_device(code: str, *, device_id: str, device_key: VerifyKey, officer: str) -> dict[str, Any]:
+    at = now()
+    days = int(current_app.config["CERT_DAYS"])
+    return issue_certificate(
+        agency_key(code),
+        device_id=device_id,
+        device_key=device_key,
+        agency=code,
+        officer=officer,
+        not_before=at,
+        not_after=at + timedelta(days=days),
+    )
+
+
+def record_revocation(code: str, *, device_id: str, after_seq: int, reason: str) -> dict[str, Any]:
+    entry = revocation_entry(
+        registry_entries(),
+        agency_key(code),
+        agency=code,
+        device_id=device_id,
+        after_seq=after_seq,
+        at=now(),
+        reason=reason,
+    )
+    _append(entry)
+    return entry

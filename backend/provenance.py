@@ -1,0 +1,44 @@
+"""Provenance bundles: a record's changes, certificates and the registry, for offline checking.
+
+A bundle holds everything ``fieldsync verify BUNDLE.json`` needs and nothing
+the reader's agency may not see: fields withheld by an agreement are digests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from crypto import withhold
+
+from . import agreements, keystore, log
+from .db import db
+from .errors import NotFound
+from .models import Device, LogEntry, Record
+
+
+def bundle(record_id: str, *, reader: str | None) -> dict[str, Any]:
+    """``reader`` None means the hub's own staff, who see everything."""
+    row = db.session.get(Record, record_id)
+    if row is None or (reader is not None and not agreements.can_see(row.agency, reader, row.collection)):
+        raise NotFound(f"no record {record_id}")
+    hidden = agreements.withheld_from(row.agency, reader) if reader is not None else frozenset()
+    entries = list(db.session.scalars(select(LogEntry).where(LogEntry.record_id == record_id).order_by(LogEntry.seq)))
+    changes = [withhold(e.wire, hidden) if hidden else e.wire for e in entries]
+    devices = {e.device for e in entries}
+    certificates = {d.id: d.certificate for d in db.session.scalars(select(Device).where(Device.id.in_(devices)))}
+    head = log.read_head()
+    return {
+        "record": {
+            "record_id": row.record_id,
+            "collection": row.collection,
+            "agency": row.agency,
+            "deleted": row.deleted,
+            "values": {k: v for k, v in row.values.items() if k not in hidden},
+        },
+        "changes": changes,
+        "certificates": certificates,
+        "registry": keystore.registry_entries(),
+        "checkpoint": log.checkpoint(head.size, head.head),
+    }

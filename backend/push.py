@@ -1,0 +1,332 @@
+"""Push: one device's batch of changes -> a verdict per change.
+
+Rules this module owns:
+
+- Outside any transaction, each change is checked for shape (schemas), for
+  being the pushing device's own, for its signature chain (sync.Verifier:
+  certificate, agency key, registry, revocation cut) and for a clock not
+  absurdly far ahead. A change that fails is ``rejected`` and touches nothing
+  but the audit log: it is not the device's authentic word.
+- Then, in one transaction holding the log-head lock, authentic changes are
+  placed in their device's feed in seq order (sync.feeds):
+  ``duplicate`` - already held (the original verdict is repeated);
+  ``held`` - ahead of a gap, kept until the gap fills;
+  equivocation - both changes kept as proof, device quarantined, alert,
+  nothing merged; the next link - authorized (backend.agreements), validated,
+  merged (sync.merge) and appended to the log, each inside a savepoint so a
+  refused change never half-applies.
+- An authentic link advances the device's feed whether it was accepted or
+  refused: a refused write does not break the device's chain.
+- Every rejection is written to the audit log in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from sync import (
+    Change,
+    ChangeRejected,
+    ClockDriftError,
+    ClockError,
+    FeedHead,
+    ProvenanceError,
+    ValidationError,
+    Verdict,
+    Verifier,
+    apply,
+    classify,
+    find_double_bookings,
+    validate_change,
+    validate_values,
+)
+from sync.hlc import Clock
+
+from . import agreements, audit, keystore, log, records
+from .db import db
+from .errors import PayloadTooLarge, Unprocessable
+from .keystore import now
+from .models import ConflictRow, Device, DoubleBookingRow, Equivocation, FeedLink, HeldChange, Record
+
+logger = logging.getLogger("fieldsync.hub")
+
+
+@dataclass
+class Result:
+    id: Any
+    status: str  # accepted | duplicate | held | rejected
+    reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "status": self.status}
+        if self.reason:
+            out["reason"] = self.reason
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+class Refused(Exception):
+    """A change that is authentic but not admissible (authorization, schema, merge)."""
+
+    def __init__(self, reason: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.details = reason, details or {}
+
+
+def push(device: Device, batch: Any) -> list[dict[str, Any]]:
+    if not isinstance(batch, list):
+        raise Unprocessable("changes must be a list", details={"changes": ["Must be a list."]})
+    if len(batch) > int(current_app.config["MAX_BATCH"]):
+        raise PayloadTooLarge(f"a push carries at most {current_app.config['MAX_BATCH']} changes")
+    results: list[Result | None] = [None] * len(batch)
+    verifier = Verifier(keystore.registry())
+    clock = Clock("hub", max_drift_ms=int(current_app.config["MAX_CLOCK_DRIFT"]) * 1000)
+    authentic: list[tuple[int, Change]] = []
+    for pos, wire in enumerate(batch):
+        change_id = wire.get("id") if isinstance(wire, dict) else None
+        try:
+            validate_change(wire)
+            if wire["device"] != device.id:
+                raise ProvenanceError("a device may push only its own changes", change_id=change_id)
+            change = verifier.verify(wire, device.certificate)
+            clock.check(change.hlc)
+            authentic.append((pos, change))
+        except ValidationError as exc:
+            results[pos] = Result(change_id, "rejected", "invalid change", exc.messages)
+        except (ProvenanceError, ClockDriftError, ClockError) as exc:
+            results[pos] = Result(change_id, "rejected", getattr(exc, "reason", None) or str(exc))
+
+    dev = db.session.scalar(select(Device).where(Device.id == device.id).with_for_update())
+    head = log.lock_head()
+    for pos, change in sorted(authentic, key=lambda item: item[1].seq):
+        if dev is None or dev.status != "active":
+            status = dev.status if dev is not None else "unknown"
+            results[pos] = Result(change.id, "rejected", f"device is {status}")
+            continue
+        results[pos] = _place(dev, head, change, verifier)
+    if dev is not None:
+        dev.last_push_at = dev.last_seen_at = now()
+    for result in results:
+        assert result is not None
+        if result.status == "rejected":
+            audit.record(
+                "change.rejected",
+                actor=f"device:{device.id}",
+                agency=device.agency,
+                object=str(result.id),
+                outcome="rejected",
+                details={"reason": result.reason, **({"fields": result.details} if result.details else {})},
+            )
+    db.session.commit()
+    return [r.to_json() for r in results if r is not None]
+
+
+def _place(dev: Device, head: Any, change: Change, verifier: Verifier) -> Result:
+    link = db.session.get(FeedLink, (dev.id, change.seq)) if change.seq <= dev.feed_seq else None
+    verdict = classify(FeedHead(dev.feed_seq, dev.feed_hash), change, link.hash if link else None)
+    if verdict is Verdict.DUPLICATE:
+        assert link is not None
+        return Result(change.id, "duplicate", link.reason if link.status == "rejected" else None)
+    if verdict is Verdict.EQUIVOCATION:
+        return _equivocation(dev, change, link)
+    if verdict is Verdict.GAP:
+        if db.session.get(HeldChange, (dev.id, change.seq)) is None:
+            db.session.add(HeldChange(device=dev.id, seq=change.seq, wire=dict(change.wire), received_at=now()))
+        return Result(change.id, "held", f"waiting for seq {dev.feed_seq + 1} of this device")
+    result = _admit(dev, head, change)
+    _release_held(dev, head, verifier)
+    return result
+
+
+def _equivocation(dev: Device, change: Change, link: FeedLink | None) -> Result:
+    db.session.add(
+        Equivocation(
+            device=dev.id,
+            seq=change.seq,
+            held=link.wire if link else None,
+            offered=dict(change.wire),
+            detected_at=now(),
+        )
+    )
+    dev.status, dev.status_reason = "quarantined", f"equivocation at seq {change.seq}"
+    audit.record(
+        "device.quarantined",
+        actor="hub",
+        agency=dev.agency,
+        object=dev.id,
+        outcome="quarantined",
+        details={"seq": change.seq, "reason": "two different signed changes at one seq (cloned key or restored image)"},
+    )
+    logger.error("ALERT: device %s of %s equivocated at seq %s; quarantined", dev.id, dev.agency, change.seq)
+    return Result(change.id, "rejected", f"equivocation at seq {change.seq}: device quarantined")
+
+
+def _release_held(dev: Device, head: Any, verifier: Verifier) -> None:
+    while (held := db.session.get(HeldChange, (dev.id, dev.feed_seq + 1))) is not None:
+        db.session.delete(held)
+        try:
+            change = verifier.verify(held.wire, dev.certificate)
+        except ProvenanceError:
+            continue
+        if change.prev != dev.feed_hash:
+            _equivocation(dev, change, db.session.get(FeedLink, (dev.id, dev.feed_seq)))
+            return
+        _admit(dev, head, change)
+
+
+def _admit(dev: Device, head: Any, change: Change) -> Result:
+    savepoint = db.session.begin_nested()
+    try:
+        row, state = records.load(change.record_id, lock=True)
+        _authorize(dev.agency, change, row)
+        _validate(change, state)
+        outcome = apply(state, change)
+        if outcome.status == "duplicate":
+            raise Refused(f"change id {change.id} was already used")
+        stored = records.store(row, outcome.record)
+        if change.collection == "reservations":
+            _check_reservation(stored)
+        for conflict in outcome.conflicts:
+            if db.session.get(ConflictRow, conflict.id) is None:
+                db.session.add(
+                    ConflictRow(
+                        id=conflict.id,
+                        record_id=conflict.record_id,
+                        collection=conflict.collection,
+                        agency=change.agency,
+                        field=conflict.field,
+                        winner=conflict.winner._asdict(),
+                        loser=conflict.loser._asdict(),
+                        status="open",
+                        detected_at=now(),
+                    )
+                )
+        log.append(head, change)
+        db.session.flush()
+        savepoint.commit()
+        result = Result(change.id, "accepted")
+    except (Refused, ChangeRejected, ValidationError) as exc:
+        savepoint.rollback()
+        reason = exc.reason if isinstance(exc, (Refused, ChangeRejected)) else str(exc)
+        details = exc.details if isinstance(exc, Refused) else getattr(exc, "messages", {})
+        result = Result(change.id, "rejected", reason, details)
+    db.session.add(
+        FeedLink(
+            device=dev.id,
+            seq=change.seq,
+            hash=change.hash,
+            change_id=change.id,
+            status=result.status,
+            reason=result.reason,
+            wire=dict(change.wire),
+            received_at=now(),
+        )
+    )
+    dev.feed_seq, dev.feed_hash = change.seq, change.hash
+    return result
+
+
+def _authorize(writer: str, change: Change, row: Record | None) -> None:
+    owner = change.agency
+    if change.collection == "reservations":
+        _authorize_reservation(writer, change, row)
+        return
+    if owner == writer:
+        return
+    if change.deleted:
+        raise Refused(f"only {owner} may delete its {change.collection}")
+    if row is None:
+        raise Refused(f"agency {writer} cannot create {change.collection} for agency {owner}")
+    granted = agreements.share(owner, writer)
+    if granted is None or change.collection not in granted.collections:
+        raise Refused(f"no agreement lets {writer} write {owner}'s {change.collection}")
+    denied = [name for name in (*change.values, *change.withheld) if name not in granted.write]
+    if denied:
+        raise Refused(
+            f"the agreement from {owner} does not let {writer} write {', '.join(sorted(denied))}",
+            {name: ["Not writable under the agreement."] for name in denied},
+        )
+
+
+def _resource_owner(resource_id: Any) -> Record | None:
+    return db.session.scalar(select(Record).where(Record.record_id == str(resource_id)))
+
+
+def _authorize_reservation(writer: str, change: Change, row: Record | None) -> None:
+    owner = change.agency  # the asking agency
+    current = row.values if row is not None else {}
+    resource_id = change.values.get("resource_id", current.get("resource_id"))
+    resource = _resource_owner(resource_id) if resource_id else None
+    if resource is None or resource.collection != "resources" or resource.deleted:
+        raise Refused("the reserved resource does not exist", {"resource_id": ["No such resource."]})
+    if not agreements.can_see(resource.agency, owner, "resources"):
+        raise Refused("the reserved resource does not exist", {"resource_id": ["No such resource."]})
+    state = change.values.get("state")
+    if writer == owner:
+        if (
+            "resource_id" in change.values
+            and row is not None
+            and change.values["resource_id"] != current.get("resource_id")
+        ):
+            raise Refused("a reservation cannot move to another resource", {"resource_id": ["Cannot change."]})
+        if state in ("approved", "declined") and resource.agency != writer:
+            raise Refused(
+                f"only {resource.agency}, which owns the resource, may {state[:-1]} this reservation",
+                {"state": [f"Only {resource.agency} may set {state}."]},
+            )
+        return
+    # another agency: only the resource's owner, only the state, only approve/decline
+    if resource.agency != writer or change.deleted or row is None:
+        raise Refused(f"agency {writer} may not change {owner}'s reservations")
+    extra = sorted(set(change.values) - {"state"}) + sorted(change.withheld)
+    if extra or state not in ("approved", "declined"):
+        raise Refused(
+            f"as the resource's owner, {writer} may only approve or decline {owner}'s reservation",
+            {name: ["Not writable."] for name in extra} or {"state": ["Must be approved or declined."]},
+        )
+
+
+def _validate(change: Change, state: Any) -> None:
+    if change.deleted:
+        if state is None:
+            raise Refused("cannot delete a record that does not exist")
+        return
+    if state is None:
+        try:
+            validate_values(change.collection, dict(change.values), creating=True)
+        except ValidationError as exc:
+            raise Refused("a new record needs all its required fields", exc.messages) from None
+
+
+def _check_reservation(row: Record) -> None:
+    values = row.values
+    if values.get("starts_at") and values.get("ends_at") and values["ends_at"] <= values["starts_at"]:
+        raise Refused("the reservation would end before it starts", {"ends_at": ["Must be after starts_at."]})
+    resource_id = values.get("resource_id")
+    if not resource_id:
+        return
+    siblings = db.session.scalars(
+        select(Record).where(Record.collection == "reservations", Record.resource_id == resource_id)
+    )
+    bookings = [{"id": r.record_id, "deleted": r.deleted, **r.values} for r in siblings]
+    for found in find_double_bookings(bookings):
+        if db.session.get(DoubleBookingRow, found.id) is None:
+            db.session.add(
+                DoubleBookingRow(
+                    id=found.id,
+                    resource_id=found.resource_id,
+                    first=found.first,
+                    second=found.second,
+                    overlap_start=found.overlap_start,
+                    overlap_end=found.overlap_end,
+                    status="open",
+                    detected_at=now(),
+                )
+            )

@@ -1,0 +1,43 @@
+"""Loading and storing merged record state (sync.merge.RecordState) as JSON rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from sync import RecordState, Version
+
+from .db import db
+from .keystore import now
+from .models import Record
+
+
+def to_json(state: RecordState) -> dict[str, Any]:
+    return {name: [list(v) for v in versions] for name, versions in state.history.items()}
+
+
+def from_row(row: Record) -> RecordState:
+    history = {name: tuple(Version(*v) for v in versions) for name, versions in row.state.items()}
+    return RecordState(row.collection, row.record_id, row.agency, history)
+
+
+def load(record_id: str, *, lock: bool = False) -> tuple[Record | None, RecordState | None]:
+    query = select(Record).where(Record.record_id == record_id)
+    row = db.session.scalar(query.with_for_update() if lock else query)
+    return row, (from_row(row) if row is not None else None)
+
+
+def store(row: Record | None, state: RecordState) -> Record:
+    values = state.values()
+    if row is None:
+        row = Record(record_id=state.record_id, collection=state.collection, agency=state.agency)
+        db.session.add(row)
+    row.state = to_json(state)
+    row.values = values
+    if state.collection == "reservations":
+        row.resource_id = values.get("resource_id")
+    row.deleted = state.deleted
+    row.updated_hlc = state.changed_at or ""
+    row.updated_at = now()
+    return row

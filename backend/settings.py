@@ -1,0 +1,48 @@
+"""Every hub setting, its default and what it is for: the one table docs/operations.md lists.
+
+Each is read from the environment as ``FIELDSYNC_<NAME>`` (Flask's
+``from_prefixed_env``), after the instance folder's ``config.py``; a test
+config given to :func:`backend.create_app` overrides both. A test checks that
+each setting here appears in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class Setting(NamedTuple):
+    name: str
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "DATABASE_URL",
+        None,
+        "SQLAlchemy URL of the hub database. Default: a SQLite file "
+        "`fieldsync.db` in the instance folder. Production: `postgresql+psycopg://user@host/db`.",
+    ),
+    Setting(
+        "SECRET_KEY",
+        None,
+        "Signs web sessions and CSRF tokens. Required in production; "
+        "`fieldsync-hub init` writes a random one to the instance folder when unset.",
+    ),
+    Setting(
+        "KEK",
+        None,
+        "Key-encryption key (32 bytes, unpadded base64url) that seals agency and hub "
+        "private keys. Give it from a secret store; when unset, `init` creates `instance/kek` (mode 0600).",
+    ),
+    Setting("MAX_CONTENT_LENGTH", 8 * 1024 * 1024, "Largest request body in bytes; larger ones get 413."),
+    Setting("MAX_BATCH", 500, "Most changes accepted in one push."),
+    Setting("PULL_LIMIT", 500, "Most changes returned by one pull (a client may ask for fewer)."),
+    Setting("REQUEST_MAX_SKEW", 300, "Seconds a signed request's time may differ from the hub's clock."),
+    Setting("MAX_CLOCK_DRIFT", 86400, "Seconds a change's clock may run ahead of the hub's before it is refused."),
+    Setting("TOKEN_TTL", 86400, "Seconds an enrollment token stays valid."),
+    Setting("CERT_DAYS", 365, "Days a device certificate is valid."),
+)
+
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}

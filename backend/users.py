@@ -1,0 +1,45 @@
+"""Staff accounts: Argon2id password hashes (PyNaCl pwhash)."""
+
+from __future__ import annotations
+
+import nacl.exceptions
+import nacl.pwhash
+from sqlalchemy import select
+
+from . import audit
+from .db import db
+from .errors import Conflict, Unprocessable
+from .keystore import now
+from .models import User
+
+ROLES = ("admin", "staff")
+MIN_PASSWORD = 12
+
+
+def hash_password(password: str) -> str:
+    return nacl.pwhash.argon2id.str(password.encode("utf-8")).decode("ascii")
+
+
+def check_password(user: User, password: str) -> bool:
+    try:
+        return bool(nacl.pwhash.verify(user.password_hash.encode("ascii"), password.encode("utf-8")))
+    except nacl.exceptions.InvalidkeyError:
+        return False
+
+
+def add_user(name: str, role: str, password: str, *, actor: str) -> User:
+    name = name.strip()
+    if not name or len(name) > 100:
+        raise Unprocessable("a user name is 1 to 100 characters", details={"name": ["Invalid."]})
+    if role not in ROLES:
+        raise Unprocessable(f"role must be one of {', '.join(ROLES)}", details={"role": ["Invalid."]})
+    if len(password) < MIN_PASSWORD:
+        raise Unprocessable(
+            f"a password needs at least {MIN_PASSWORD} characters", details={"password": ["Too short."]}
+        )
+    if db.session.scalar(select(User).where(User.name == name)):
+        raise Conflict(f"user {name} already exists")
+    user = User(name=name, role=role, password_hash=hash_password(password), failed_logins=0, created_at=now())
+    db.session.add(user)
+    audit.record("user.add", actor=actor, object=name, details={"role": role})
+    return user
