@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# The hub's tests run against this PostgreSQL too (a fresh database per run on it).
+export FIELDSYNC_TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 .PHONY: test lint typecheck bench demo clean
 
