@@ -29,6 +29,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from crypto import change_hash
 from sync import (
     Change,
     ChangeRejected,
@@ -135,22 +136,26 @@ def _place(dev: Device, head: Any, change: Change, verifier: Verifier) -> Result
         assert link is not None
         return Result(change.id, "duplicate", link.reason if link.status == "rejected" else None)
     if verdict is Verdict.EQUIVOCATION:
-        return _equivocation(dev, change, link)
+        return _equivocation(dev, change, link.wire if link else None)
     if verdict is Verdict.GAP:
-        if db.session.get(HeldChange, (dev.id, change.seq)) is None:
+        held = db.session.get(HeldChange, (dev.id, change.seq))
+        if held is None:
             db.session.add(HeldChange(device=dev.id, seq=change.seq, wire=dict(change.wire), received_at=now()))
+        elif change_hash(held.wire) != change.hash:
+            return _equivocation(dev, change, held.wire)
         return Result(change.id, "held", f"waiting for seq {dev.feed_seq + 1} of this device")
     result = _admit(dev, head, change)
     _release_held(dev, head, verifier)
     return result
 
 
-def _equivocation(dev: Device, change: Change, link: FeedLink | None) -> Result:
+def _equivocation(dev: Device, change: Change, held: dict[str, Any] | None) -> Result:
+    """Keep both signed changes as proof, quarantine the device, alert."""
     db.session.add(
         Equivocation(
             device=dev.id,
             seq=change.seq,
-            held=link.wire if link else None,
+            held=held,
             offered=dict(change.wire),
             detected_at=now(),
         )
@@ -176,7 +181,8 @@ def _release_held(dev: Device, head: Any, verifier: Verifier) -> None:
         except ProvenanceError:
             continue
         if change.prev != dev.feed_hash:
-            _equivocation(dev, change, db.session.get(FeedLink, (dev.id, dev.feed_seq)))
+            previous = db.session.get(FeedLink, (dev.id, dev.feed_seq))
+            _equivocation(dev, change, previous.wire if previous else None)
             return
         _admit(dev, head, change)
 
