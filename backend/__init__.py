@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from . import db as database
 from . import errors, schema
+from .compression import Gzip
 from .settings import DEFAULTS
 
 
@@ -41,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .api import bp as api_bp
 
     app.register_blueprint(api_bp)
+    app.wsgi_app = Gzip(app.wsgi_app, int(app.config["MAX_CONTENT_LENGTH"]))  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -4,7 +4,14 @@
 
     ClientError
     ├── HubUnavailable   network failure, timeout or 5xx: retry later (with backoff)
-    └── HubRefused       the hub answered 4xx with an error envelope: retrying will not help
+    ├── HubRefused       the hub answered 4xx with an error envelope: retrying will not help
+    ├── ReplicaError     the local replica cannot be used as asked
+    │   ├── WrongPassphrase
+    │   ├── NotEnrolled / AlreadyEnrolled
+    │   └── ReplicaDamaged   corrupt file, or a replica older than one already seen
+    ├── HubUntrusted     the hub showed a rolled-back or forked history: stop, alert
+    ├── RecordNotFound
+    └── EditRefused      a local edit that fails validation (``messages``: field -> errors)
 
 ``HubRefused`` carries ``status``, ``code``, ``message`` and ``details`` from the
 hub's JSON error envelope.
@@ -29,3 +36,42 @@ class HubRefused(ClientError):
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(f"hub refused ({status} {code}): {message}")
         self.status, self.code, self.message, self.details = status, code, message, details or {}
+
+
+class ReplicaError(ClientError):
+    """The local replica cannot be used as asked."""
+
+
+class WrongPassphrase(ReplicaError):
+    pass
+
+
+class NotEnrolled(ReplicaError):
+    pass
+
+
+class AlreadyEnrolled(ReplicaError):
+    pass
+
+
+class ReplicaDamaged(ReplicaError):
+    pass
+
+
+class RecordNotFound(ClientError):
+    def __init__(self, record_id: str) -> None:
+        super().__init__(f"no record {record_id} on this laptop")
+        self.record_id = record_id
+
+
+class EditRefused(ClientError):
+    """A local edit that fails validation or policy; ``messages`` maps fields to errors."""
+
+    def __init__(self, message: str, messages: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.messages = messages or {}
+
+
+class HubUntrusted(ClientError):
+    """The hub showed an older or different history than one it signed before (rollback, fork),
+    or a registry that does not extend the pinned one. Sync stops until a person looks."""

@@ -6,12 +6,15 @@ Rules this module owns:
   default): (5 s, 30 s) unless told otherwise.
 - Sync requests are signed with the device key (crypto.sign_request) over the
   exact path with its query string and the exact body bytes sent.
+- Request bodies over 1 KiB travel gzipped; responses are accepted gzipped
+  (requests inflates them).
 - A network error, a timeout or a 5xx is :class:`HubUnavailable` (retry
   later); a 4xx is :class:`HubRefused` with the hub's error envelope.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from datetime import UTC, datetime
@@ -25,6 +28,7 @@ from crypto import SigningKey, b64e, sign_request
 from .errors import HubRefused, HubUnavailable
 
 DEFAULT_TIMEOUT = (5.0, 30.0)
+GZIP_OVER = 1024  # request bodies at least this long travel gzipped
 
 
 class HubClient:
@@ -74,8 +78,11 @@ class HubClient:
         data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
         sent = {"Content-Type": "application/json"} if body is not None else {}
         if signed:
-            sent.update(self.sign(method, path, data))
+            sent.update(self.sign(method, path, data))  # over the bytes before compression
         sent.update(headers or {})
+        if len(data) >= GZIP_OVER:
+            data = gzip.compress(data, compresslevel=5)
+            sent["Content-Encoding"] = "gzip"
         try:
             response = self.session.request(
                 method, self.base_url + path, data=data or None, headers=sent, timeout=self.timeout

@@ -1,0 +1,236 @@
+"""The sync agent: push the outbox, then pull until the hub has nothing more.
+
+Rules this module owns:
+
+- Push sends pending outbox changes in seq order, in batches; each verdict is
+  stored as it arrives. A change the hub refused is marked with its reason and
+  removed from the local state (the record is rebuilt without it), so the
+  officer sees the refusal and the laptop agrees with the hub.
+- Pull asks by cursor, page by page, and commits each page with the new cursor
+  in one transaction: a sync cut off at any point resumes where it stopped,
+  with nothing applied twice and nothing skipped.
+- Every pulled change is verified against the registry pinned at enrollment
+  before it is applied; one that fails is kept in ``refused`` with the reason,
+  never applied. A newer registry is adopted only if it extends the pinned one.
+- Every pull's checkpoint must verify with the hub key, and must not show a
+  smaller log than the newest checkpoint kept, nor a different head at the
+  same size: otherwise :class:`HubUntrusted` stops the sync, loudly.
+- Failures are classified: :class:`HubUnavailable` is retried later (with
+  capped exponential backoff and jitter under ``--watch``); a refusal or an
+  untrusted hub is not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from crypto import VerificationError, verify_checkpoint
+from sync import ChangeRejected, ClockDriftError, ClockError, ProvenanceError
+
+from . import state
+from .device import Device
+from .errors import HubRefused, HubUnavailable, HubUntrusted
+from .transport import HubClient
+
+logger = logging.getLogger("fieldsync.client")
+PUSH_BATCH = 200
+PULL_LIMIT = 500
+
+
+@dataclass
+class SyncReport:
+    pushed: int = 0
+    accepted: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    held: int = 0
+    pulled: int = 0
+    applied: int = 0
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    cursor: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+Progress = Callable[[int, int], None]
+
+
+def client_for(device: Device, **kw: Any) -> HubClient:
+    return HubClient(device.hub_url, device_id=device.device_id, key=device.key, **kw)
+
+
+def sync(device: Device, client: HubClient, *, progress: Progress | None = None) -> SyncReport:
+    """Push, then pull. Raises HubUnavailable (retry), HubRefused or HubUntrusted (stop)."""
+    report = SyncReport()
+    try:
+        push(device, client, report)
+        pull(device, client, report, progress=progress)
+    except (HubUnavailable, HubRefused, HubUntrusted) as exc:
+        device.replica.set("last_sync_error", str(exc))
+        raise
+    device.replica.set("last_sync_at", state.stamp())
+    device.replica.set("last_sync_error", None)
+    return report
+
+
+def push(device: Device, client: HubClient, report: SyncReport) -> None:
+    replica = device.replica
+    while True:
+        rows = replica.rows(
+            "SELECT seq, change_id, record_id, wire FROM outbox WHERE status IN ('pending', 'held')"
+            " ORDER BY seq LIMIT ?",
+            (PUSH_BATCH,),
+        )
+        if not rows:
+            return
+        results = client.push([json.loads(r["wire"]) for r in rows])
+        by_id = {r["change_id"]: r for r in rows}
+        refused: dict[str, set[str]] = {}
+        progressed = False
+        with replica.transaction():
+            for result in results:
+                row = by_id.get(result.get("id"))
+                if row is None:
+                    continue
+                status = result["status"]
+                if status == "duplicate" and result.get("reason"):
+                    status = "rejected"  # a re-send of a change the hub had refused
+                if status in ("accepted", "duplicate"):
+                    report.accepted += 1
+                    progressed = True
+                    _mark(replica, row["seq"], "accepted")
+                elif status == "held":
+                    report.held += 1
+                    _mark(replica, row["seq"], "held", result.get("reason"))
+                else:
+                    progressed = True
+                    report.rejected.append(
+                        {
+                            "id": row["change_id"],
+                            "record_id": row["record_id"],
+                            "reason": result.get("reason"),
+                            "details": result.get("details", {}),
+                        }
+                    )
+                    _mark(replica, row["seq"], "rejected", result.get("reason"), result.get("details"))
+                    refused.setdefault(row["record_id"], set()).add(row["change_id"])
+            for record_id, change_ids in refused.items():
+                state.rebuild(replica, record_id, change_ids)
+        report.pushed += len(rows)
+        if not progressed:
+            return  # everything held: the hub lacks an earlier link; nothing more to do now
+
+
+def _mark(replica: Any, seq: int, status: str, reason: str | None = None, details: Any = None) -> None:
+    replica.conn.execute(
+        "UPDATE outbox SET status = ?, reason = ?, details = ?, updated_at = ? WHERE seq = ?",
+        (status, reason, json.dumps(details) if details else None, state.stamp(), seq),
+    )
+
+
+def pull(device: Device, client: HubClient, report: SyncReport, *, progress: Progress | None = None) -> None:
+    replica = device.replica
+    registry = device.registry()
+    while True:
+        cursor = int(replica.get("cursor", 0))
+        answer = client.pull(cursor, PULL_LIMIT)
+        if answer.get("registry_size") != len(registry.entries):
+            try:
+                registry = device.replace_registry(client.registry())
+            except VerificationError as exc:
+                raise HubUntrusted(f"the hub's key registry is not trustworthy: {exc}") from None
+        _check_checkpoint(device, answer.get("checkpoint"))
+        verifier = device.verifier()
+        clock = device.clock()
+        with replica.transaction():
+            for device_id, cert in answer.get("certificates", {}).items():
+                replica.conn.execute(
+                    "INSERT OR IGNORE INTO certificates(device_id, certificate) VALUES (?, ?)",
+                    (device_id, json.dumps(cert)),
+                )
+            for item in answer["changes"]:
+                wire = item.get("change") if isinstance(item, dict) else None
+                report.pulled += 1
+                try:
+                    if not isinstance(wire, dict):
+                        raise ProvenanceError("not a change")
+                    change = verifier.verify(wire, answer.get("certificates", {}).get(wire.get("device")))
+                    clock.observe(change.hlc)
+                    state.keep_change(replica, change, "hub")
+                    if state.apply_change(replica, change) == "applied":
+                        report.applied += 1
+                except (ProvenanceError, ChangeRejected, ClockDriftError, ClockError) as exc:
+                    reason = getattr(exc, "reason", None) or str(exc)
+                    report.refused.append({"id": wire.get("id") if isinstance(wire, dict) else None, "reason": reason})
+                    replica.conn.execute(
+                        "INSERT INTO refused(change_id, record_id, wire, reason, received_at) VALUES (?, ?, ?, ?, ?)",
+                        (
+                            wire.get("id") if isinstance(wire, dict) else None,
+                            wire.get("record_id") if isinstance(wire, dict) else None,
+                            json.dumps(wire),
+                            reason,
+                            state.stamp(),
+                        ),
+                    )
+                    logger.warning("refused a change from the hub: %s", reason)
+            replica.set("cursor", int(answer["next_cursor"]))
+            replica.set("clock", str(clock.last))
+        report.cursor = int(answer["next_cursor"])
+        if progress is not None:
+            progress(report.cursor, int(answer["checkpoint"]["size"]))
+        if not answer.get("more"):
+            return
+
+
+def _check_checkpoint(device: Device, checkpoint: Any) -> None:
+    replica = device.replica
+    try:
+        cp = verify_checkpoint(checkpoint, device.registry().hub_key)
+    except VerificationError as exc:
+        raise HubUntrusted(f"the hub's signed checkpoint does not verify: {exc}") from None
+    newest = replica.get("checkpoint")
+    if newest is not None:
+        if cp.size < newest["size"]:
+            raise HubUntrusted(
+                f"ROLLBACK: the hub shows {cp.size} log entries, but it signed {newest['size']} on {newest['at']}; "
+                "it was restored from an old copy or is not the same hub. Sync stopped: tell your administrator."
+            )
+        if cp.size == newest["size"] and cp.head != newest["head"]:
+            raise HubUntrusted(
+                "FORK: the hub shows a different history at the same size as one it signed before. "
+                "Sync stopped: tell your administrator."
+            )
+    if newest is None or cp.size > newest["size"]:
+        replica.set("checkpoint", {"size": cp.size, "head": cp.head, "at": checkpoint["at"]})
+
+
+def backoff(failures: int, *, base: float = 5.0, cap: float = 900.0, rng: random.Random | None = None) -> float:
+    """Capped exponential backoff with full jitter (seconds before the next try)."""
+    ceiling = min(cap, base * 2 ** max(0, failures - 1))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def status(device: Device) -> dict[str, Any]:
+    replica = device.replica
+    count = lambda sql: replica.conn.execute(sql).fetchone()[0]  # noqa: E731
+    return {
+        "device_id": device.device_id,
+        "agency": device.agency,
+        "officer": device.officer,
+        "hub": device.hub_url,
+        "pending": count("SELECT count(*) FROM outbox WHERE status IN ('pending', 'held')"),
+        "last_sync_at": replica.get("last_sync_at"),
+        "last_sync_error": replica.get("last_sync_error"),
+        "cursor": replica.get("cursor", 0),
+        "conflicts": count("SELECT count(*) FROM conflicts"),
+        "double_bookings": count("SELECT count(*) FROM double_bookings"),
+        "rejected": replica.rows(
+            "SELECT change_id, record_id, reason, details FROM outbox WHERE status = 'rejected' ORDER BY seq"
+        ),
+        "refused": replica.rows("SELECT change_id, record_id, reason, received_at FROM refused ORDER BY id"),
+    }

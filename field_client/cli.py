@@ -1,0 +1,369 @@
+"""``fieldsync``: the officer's command line, a thin layer over field_client.
+
+Each command opens the replica, calls one library function and turns a
+domain error into one clear line on stderr with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from marshmallow import fields as mfields
+
+from crypto import SigningKey
+from crypto.errors import CryptoError
+from sync import SyncError
+from sync.schemas import RECORD_SCHEMAS
+
+from . import agent, edits, replica, state
+from .bundle import verify_bundle
+from .device import Device, enroll_into
+from .errors import ClientError, EditRefused
+from .transport import HubClient
+
+COLLECTION_OF = {"resource": "resources", "contact": "contacts", "reservation": "reservations"}
+COLUMNS = {
+    "resources": ["id", "agency", "kind", "name", "status", "quantity"],
+    "contacts": ["id", "agency", "name", "role", "phone", "radio", "jurisdiction"],
+    "reservations": ["id", "agency", "resource_id", "starts_at", "ends_at", "state"],
+}
+
+
+def default_home() -> str:
+    return os.environ.get("FIELDSYNC_HOME") or str(Path.home() / ".fieldsync")
+
+
+def passphrase(confirm: bool = False) -> str:
+    value = os.environ.get("FIELDSYNC_PASSPHRASE")
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise click.ClickException("set FIELDSYNC_PASSPHRASE or run in a terminal to type the passphrase")
+    return str(click.prompt("Replica passphrase", hide_input=True, confirmation_prompt=confirm))
+
+
+def describe(exc: EditRefused) -> str:
+    """One line: the refusal, then each field's messages."""
+
+    def flat(messages: Any) -> str:
+        if isinstance(messages, dict):
+            return ", ".join(
+                f"{k}.{flat(v)}" if isinstance(v, dict) else f"{k}: {flat(v)}" for k, v in messages.items()
+            )
+        return "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+
+    return f"{exc}: {flat(exc.messages)}" if exc.messages else str(exc)
+
+
+def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EditRefused as exc:
+            raise click.ClickException(describe(exc)) from None
+        except (ClientError, SyncError, CryptoError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@contextmanager
+def opened(ctx: click.Context) -> Iterator[Device]:
+    rep = replica.Replica.open(ctx.obj["home"], passphrase())
+    try:
+        yield Device(rep)
+    finally:
+        rep.close()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    default=default_home,
+    show_default="$FIELDSYNC_HOME or ~/.fieldsync",
+    help="Folder of this laptop's encrypted replica.",
+)
+@click.pass_context
+def main(ctx: click.Context, home: str) -> None:
+    """fieldsync for officers: shared resources and contacts, offline first."""
+    ctx.obj = {"home": home}
+
+
+@main.command()
+@click.option("--hub", required=True, help="Hub address, e.g. https://hub.example.org")
+@click.option("--token", required=True, help="One-time enrollment token from your administrator.")
+@click.pass_context
+@clear_errors
+def enroll(ctx: click.Context, hub: str, token: str) -> None:
+    """Enroll this laptop with the hub (once)."""
+    home = ctx.obj["home"]
+    if replica.exists(home):
+        raise click.ClickException(f"this laptop is already enrolled (replica in {home})")
+    secret = passphrase(confirm=True)
+    key = SigningKey.generate()
+    answer = HubClient(hub).enroll(token, key.verify_key.to_text())
+    created = not Path(home).exists()
+    try:
+        with replica.Replica.create(home, secret) as rep:
+            enroll_into(rep, hub_url=hub, key=key, answer=answer)
+    except BaseException:
+        for name in (replica.DB_NAME, replica.HEADER_NAME, replica.DB_NAME + "-wal", replica.DB_NAME + "-shm"):
+            Path(home, name).unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(home, ignore_errors=True)
+        raise
+    click.echo(f"enrolled as {answer['officer']} of {answer['agency']}; device {answer['device_id']}")
+
+
+def _coerce(collection: str, assignments: tuple[str, ...], clear: tuple[str, ...]) -> dict[str, Any]:
+    schema_fields = RECORD_SCHEMAS[collection]._declared_fields
+    values: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise EditRefused(f"--set takes FIELD=VALUE, got {item!r}")
+        kind = schema_fields.get(name)
+        try:
+            if isinstance(kind, mfields.Integer):
+                values[name] = int(text)
+            elif isinstance(kind, mfields.Float):
+                values[name] = float(text)
+            elif isinstance(kind, mfields.Nested):
+                values[name] = json.loads(text)
+            else:
+                values[name] = text
+        except ValueError:
+            raise EditRefused(
+                f"{name}: {text!r} is not a valid {type(kind).__name__.lower()}", {name: ["Invalid."]}
+            ) from None
+    for name in clear:
+        values[name] = None
+    return values
+
+
+def _print_record(record: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+    else:
+        click.echo(f"{record.get('collection', '')[:-1]} {record['id']}")
+        for key, value in record.items():
+            if key not in ("id", "collection"):
+                click.echo(f"  {key}: {value}")
+
+
+def _list(ctx: click.Context, collection: str, as_json: bool, deleted: bool) -> None:
+    with opened(ctx) as device:
+        rows = state.list_records(device.replica, collection, include_deleted=deleted)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*COLUMNS[collection], title=f"{collection} ({len(rows)})")
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) if row.get(c) is not None else "" for c in COLUMNS[collection]))
+    Console().print(table)
+
+
+def _collection_group(noun: str) -> click.Group:
+    collection = COLLECTION_OF[noun]
+
+    @click.group(name=noun, help=f"Add, change and list {collection}.")
+    def group() -> None:
+        pass
+
+    set_option = click.option("--set", "assignments", multiple=True, metavar="FIELD=VALUE", help="Set any field.")
+    clear_option = click.option("--clear", multiple=True, metavar="FIELD", help="Empty a field.")
+    json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+    if collection == "resources":
+        named = [
+            click.option("--kind", help="vehicle, equipment, personnel, facility, training, other"),
+            click.option("--name"),
+            click.option("--status", help="available, deployed, maintenance, out_of_service"),
+        ]
+    elif collection == "contacts":
+        named = [
+            click.option("--name"),
+            click.option("--role", help="liaison, point_of_contact, commander, other"),
+            click.option("--phone"),
+            click.option("--email"),
+        ]
+    else:
+        named = [
+            click.option("--resource", "resource_id", help="Id of the resource to book."),
+            click.option("--starts", "starts_at", help="UTC start, e.g. 2026-11-23T08:00:00Z"),
+            click.option("--ends", "ends_at", help="UTC end"),
+            click.option("--purpose"),
+            click.option("--state", help="requested, approved, declined, cancelled"),
+        ]
+
+    def with_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed([*named, set_option, clear_option, json_option]):
+            fn = option(fn)
+        return fn
+
+    @group.command("add")
+    @with_options
+    @click.pass_context
+    @clear_errors
+    def add(
+        ctx: click.Context, assignments: tuple[str, ...], clear: tuple[str, ...], as_json: bool, **named_values: Any
+    ) -> None:
+        """Add a record (signed and queued for the next sync)."""
+        values = {k: v for k, v in named_values.items() if v is not None} | _coerce(collection, assignments, clear)
+        with opened(ctx) as device:
+            _print_record(edits.create(device, collection, values), as_json)
+
+    @group.command("update")
+    @click.argument("record_id")
+    @with_options
+    @click.pass_context
+    @clear_errors
+    def update(
+        ctx: click.Context,
+        record_id: str,
+        assignments: tuple[str, ...],
+        clear: tuple[str, ...],
+        as_json: bool,
+        **named_values: Any,
+    ) -> None:
+        """Change fields of a record."""
+        values = {k: v for k, v in named_values.items() if v is not None} | _coerce(collection, assignments, clear)
+        with opened(ctx) as device:
+            _print_record(edits.update(device, record_id, values), as_json)
+
+    @group.command("list")
+    @click.option("--json", "as_json", is_flag=True, help="Print a JSON array for scripts.")
+    @click.option("--deleted", is_flag=True, help="Include deleted records.")
+    @click.pass_context
+    @clear_errors
+    def list_(ctx: click.Context, as_json: bool, deleted: bool) -> None:
+        """List records this laptop holds (its own agency's and what agreements share)."""
+        _list(ctx, collection, as_json, deleted)
+
+    return group
+
+
+for _noun in COLLECTION_OF:
+    main.add_command(_collection_group(_noun))
+
+
+@main.command()
+@click.argument("record_id")
+@click.pass_context
+@clear_errors
+def delete(ctx: click.Context, record_id: str) -> None:
+    """Delete a record of your agency."""
+    with opened(ctx) as device:
+        edits.delete(device, record_id)
+    click.echo(f"deleted {record_id}")
+
+
+@main.command("sync")
+@click.option("--watch", is_flag=True, help="Keep syncing; retry with backoff while the hub is unreachable.")
+@click.option(
+    "--interval",
+    default=60,
+    show_default=True,
+    type=click.IntRange(1, 86400),
+    help="Seconds between syncs with --watch.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@clear_errors
+def sync_command(ctx: click.Context, watch: bool, interval: int, as_json: bool) -> None:
+    """Push this laptop's changes, then pull what the hub has."""
+    with opened(ctx) as device:
+        if watch:
+            from .watch import run_watch
+
+            run_watch(device, interval=interval)
+            return
+        report = _sync_once(device, as_json)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    click.echo(
+        f"pushed {report.pushed} ({report.accepted} accepted, {len(report.rejected)} refused by the hub); "
+        f"pulled {report.pulled} ({report.applied} new)"
+    )
+    for item in report.rejected:
+        click.echo(f"  REFUSED by the hub: change {item['id']} on {item['record_id']}: {item['reason']}", err=True)
+    for item in report.refused:
+        click.echo(f"  NOT APPLIED (failed verification): change {item['id']}: {item['reason']}", err=True)
+
+
+def _sync_once(device: Device, quiet: bool) -> agent.SyncReport:
+    client = agent.client_for(device)
+    if quiet or not sys.stderr.isatty():
+        return agent.sync(device, client)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("pulling", total=None)
+        return agent.sync(device, client, progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@clear_errors
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Pending changes, last sync, conflicts, refusals."""
+    with opened(ctx) as device:
+        info = agent.status(device)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"{info['officer']} ({info['agency']}), device {info['device_id']}, hub {info['hub']}")
+    click.echo(f"pending changes: {info['pending']}")
+    click.echo(f"last successful sync: {info['last_sync_at'] or 'never'}")
+    if info["last_sync_error"]:
+        click.echo(f"last sync failed: {info['last_sync_error']}")
+    click.echo(f"conflicts: {info['conflicts']}; double bookings: {info['double_bookings']}")
+    for item in info["rejected"]:
+        click.echo(f"refused by the hub: change {item['change_id']} on {item['record_id']}: {item['reason']}")
+    for item in info["refused"]:
+        click.echo(f"not applied (failed verification): change {item['change_id']}: {item['reason']}")
+
+
+@main.command()
+@click.argument("bundle_path", metavar="BUNDLE.json", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@clear_errors
+def verify(bundle_path: str, as_json: bool) -> None:
+    """Verify a provenance bundle offline: who wrote each value, and that nothing was altered."""
+    try:
+        bundle = json.loads(Path(bundle_path).read_text())
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read {bundle_path}: {exc}") from None
+    report = verify_bundle(bundle)
+    if as_json:
+        click.echo(json.dumps({"ok": report.ok, **report.__dict__}, indent=2))
+    else:
+        click.echo(f"{report.collection} {report.record_id} (agency {report.agency}): {report.changes} changes")
+        for f in report.fields:
+            value = "(withheld)" if f["withheld"] else f["value"]
+            click.echo(f"  {f['field']} = {value!r}  by {f['written_by']}, device {f['device']}, at {f['hlc']}")
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(f"FAILED: {problem}", err=True)
+        raise click.ClickException(f"bundle does NOT verify ({len(report.problems)} problem(s))")
+    if not as_json:
+        click.echo("bundle verifies: every change is signed by a certified device of its agency")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,118 @@
+"""Local edits: validate, sign, merge and queue, in one transaction.
+
+Rules this module owns:
+
+- Every edit is validated by the sync/ schemas first; a bad value raises
+  :class:`EditRefused` with field-level messages and nothing is written.
+- A valid edit becomes a change signed with the device key at that moment,
+  stamped with the laptop's clock and the next link of its feed, merged into
+  the local record with the same engine as the hub, and queued in the outbox,
+  all in one replica transaction: a crash loses nothing and duplicates nothing.
+- The CLI and the officer's web page call these functions and nothing else to
+  write.
+- Reservations: booking one's own agency's resource is approved at once;
+  booking another agency's starts as ``requested``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from sync import ValidationError, make_change, validate_values
+
+from . import state
+from .device import Device
+from .errors import EditRefused, RecordNotFound
+
+
+DEFAULTS = {"resources": {"status": "available"}}
+
+
+def create(device: Device, collection: str, values: dict[str, Any]) -> dict[str, Any]:
+    values = {**DEFAULTS.get(collection, {}), **values}
+    if collection == "reservations":
+        resource = state.get_record(device.replica, str(values.get("resource_id", "")))
+        if resource is None or resource["collection"] != "resources" or resource["deleted"]:
+            raise EditRefused("no such resource on this laptop", {"resource_id": ["No such resource."]})
+        own = resource["agency"] == device.agency
+        if "state" not in values:
+            values["state"] = "approved" if own else "requested"
+        elif values["state"] in ("approved", "declined") and not own:
+            raise EditRefused(
+                f"only {resource['agency']} may {values['state'][:-1]} a booking of its resource",
+                {"state": ["Must be requested."]},
+            )
+    _validate(collection, values, creating=True)
+    record_id = str(uuid.uuid4())
+    _write(device, collection, record_id, device.agency, values, deleted=False)
+    return state.get_record(device.replica, record_id) or {}
+
+
+def update(device: Device, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    current = state.get_record(device.replica, record_id)
+    if current is None:
+        raise RecordNotFound(record_id)
+    if current["deleted"]:
+        raise EditRefused(f"record {record_id} was deleted")
+    if not values:
+        raise EditRefused("nothing to change: give at least one field")
+    _validate(current["collection"], values, creating=False)
+    if current["collection"] == "reservations":
+        merged = {**current, **values}
+        if merged.get("starts_at") and merged.get("ends_at") and merged["ends_at"] <= merged["starts_at"]:
+            raise EditRefused("the reservation would end before it starts", {"ends_at": ["Must be after starts_at."]})
+    _write(device, current["collection"], record_id, current["agency"], values, deleted=False)
+    return state.get_record(device.replica, record_id) or {}
+
+
+def delete(device: Device, record_id: str) -> None:
+    current = state.get_record(device.replica, record_id)
+    if current is None:
+        raise RecordNotFound(record_id)
+    if current["deleted"]:
+        raise EditRefused(f"record {record_id} is already deleted")
+    if current["agency"] != device.agency:
+        raise EditRefused(f"only {current['agency']} may delete its records")
+    _write(device, current["collection"], record_id, current["agency"], {}, deleted=True)
+
+
+def _validate(collection: str, values: dict[str, Any], *, creating: bool) -> None:
+    try:
+        validate_values(collection, values, creating=creating)
+    except ValidationError as exc:
+        raise EditRefused("invalid values", exc.messages) from None
+
+
+def _write(
+    device: Device, collection: str, record_id: str, agency: str, values: dict[str, Any], *, deleted: bool
+) -> None:
+    replica = device.replica
+    with replica.transaction():
+        current = state.load(replica, record_id)
+        clock = device.clock()
+        seq = int(replica.get("seq", 0)) + 1
+        wire = make_change(
+            device.key,
+            collection=collection,
+            record_id=record_id,
+            agency=agency,
+            device=device.device_id,
+            seq=seq,
+            prev=replica.get("prev"),
+            hlc=str(clock.now()),
+            values=values,
+            seen=current.seen() if current else {},
+            deleted=deleted,
+        )
+        change = device.verifier().verify(wire, device.certificate)  # the same check every receiver makes
+        state.keep_change(replica, change, "local")
+        state.apply_change(replica, change)
+        replica.conn.execute(
+            "INSERT INTO outbox(seq, change_id, record_id, wire, status, updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
+            (seq, change.id, record_id, json.dumps(wire), state.stamp()),
+        )
+        replica.set("seq", seq)
+        replica.set("prev", change.hash)
+        replica.set("clock", str(clock.last))

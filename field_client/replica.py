@@ -1,0 +1,245 @@
+"""The officer's encrypted local replica (SQLCipher 4).
+
+Rules this module owns:
+
+- One :class:`Replica` owns the one SQLCipher connection; every write goes
+  through :meth:`Replica.transaction` (``BEGIN IMMEDIATE``, rolled back on any
+  error), so an edit, its signature, its local merge and its outbox entry land
+  together or not at all.
+- The database key is derived from the officer's passphrase with Argon2id
+  (libsodium, :data:`crypto.INTERACTIVE`: 64 MiB, about 0.15 s here) and given
+  to SQLCipher as a raw key, replacing SQLCipher's own PBKDF2 (256,000
+  iterations, about 0.35 s, and not memory-hard). The salt and cost live in
+  ``replica.json`` beside the database; they are not secret.
+- Nothing readable reaches the disk: the database and its WAL are encrypted by
+  SQLCipher, temporary tables and sorts stay in memory (``temp_store=MEMORY``),
+  SQLCipher wipes freed memory (``cipher_memory_security``), and the device
+  key lives inside the encrypted database.
+- A wrong passphrase raises :class:`WrongPassphrase` and writes nothing.
+- Schema migrations are registered in :data:`MIGRATIONS`, applied in order in
+  one transaction each, and recorded in ``user_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import nacl.pwhash
+import nacl.utils
+import sqlcipher3
+
+from crypto import INTERACTIVE, KdfCost, b64d, b64e
+from crypto.sealed import derive_key
+
+from .errors import AlreadyEnrolled, NotEnrolled, ReplicaDamaged, WrongPassphrase
+
+DB_NAME = "replica.db"
+HEADER_NAME = "replica.json"
+FORMAT = "fieldsync-replica/1"
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+        CREATE TABLE records (
+            record_id TEXT PRIMARY KEY, collection TEXT NOT NULL, agency TEXT NOT NULL,
+            state TEXT NOT NULL, "values" TEXT NOT NULL, withheld TEXT NOT NULL,
+            deleted INTEGER NOT NULL, updated_hlc TEXT NOT NULL);
+        CREATE INDEX records_collection ON records(collection, agency);
+        CREATE TABLE changes (
+            change_id TEXT PRIMARY KEY, record_id TEXT NOT NULL, hash TEXT NOT NULL, device TEXT NOT NULL,
+            seq INTEGER NOT NULL, wire TEXT NOT NULL, origin TEXT NOT NULL, received_at TEXT NOT NULL);
+        CREATE INDEX changes_record ON changes(record_id);
+        CREATE TABLE certificates (device_id TEXT PRIMARY KEY, certificate TEXT NOT NULL);
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY, change_id TEXT NOT NULL UNIQUE, record_id TEXT NOT NULL,
+            wire TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending', reason TEXT, details TEXT,
+            updated_at TEXT NOT NULL);
+        CREATE INDEX outbox_status ON outbox(status, seq);
+        CREATE TABLE conflicts (
+            id TEXT PRIMARY KEY, record_id TEXT NOT NULL, collection TEXT NOT NULL, field TEXT NOT NULL,
+            winner TEXT NOT NULL, loser TEXT NOT NULL, detected_at TEXT NOT NULL);
+        CREATE INDEX conflicts_record ON conflicts(record_id);
+        CREATE TABLE double_bookings (
+            id TEXT PRIMARY KEY, resource_id TEXT NOT NULL, first TEXT NOT NULL, second TEXT NOT NULL,
+            overlap_start TEXT NOT NULL, overlap_end TEXT NOT NULL, detected_at TEXT NOT NULL);
+        CREATE TABLE refused (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, change_id TEXT, record_id TEXT, wire TEXT NOT NULL,
+            reason TEXT NOT NULL, received_at TEXT NOT NULL);
+        """,
+    ),
+]
+
+
+def _header_path(home: Path) -> Path:
+    return home / HEADER_NAME
+
+
+def exists(home: str | os.PathLike[str]) -> bool:
+    return (Path(home) / DB_NAME).exists()
+
+
+class Replica:
+    """The encrypted replica in an officer's home folder."""
+
+    def __init__(self, home: Path, conn: sqlcipher3.Connection) -> None:
+        self.home = home
+        self.conn = conn
+        self._depth = 0
+
+    # -- opening --------------------------------------------------------------
+    @classmethod
+    def create(cls, home: str | os.PathLike[str], passphrase: str, *, cost: KdfCost = INTERACTIVE) -> Replica:
+        folder = Path(home)
+        if exists(folder):
+            raise AlreadyEnrolled(f"a replica already exists in {folder}")
+        if len(passphrase) < 8:
+            raise WrongPassphrase("choose a passphrase of at least 8 characters")
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+        header = {
+            "format": FORMAT,
+            "kdf": "argon2id",
+            "salt": b64e(salt),
+            "opslimit": cost.opslimit,
+            "memlimit": cost.memlimit,
+        }
+        tmp = _header_path(folder).with_suffix(".tmp")
+        tmp.write_text(json.dumps(header, indent=1))
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, _header_path(folder))
+        replica = cls._connect(folder, derive_key(passphrase, salt, cost))
+        replica._migrate()
+        os.chmod(folder / DB_NAME, 0o600)
+        return replica
+
+    @classmethod
+    def open(cls, home: str | os.PathLike[str], passphrase: str) -> Replica:
+        folder = Path(home)
+        if not exists(folder):
+            raise NotEnrolled(f"no replica in {folder}: run `fieldsync enroll` first")
+        try:
+            header = json.loads(_header_path(folder).read_text())
+            salt = b64d(header["salt"], length=nacl.pwhash.argon2id.SALTBYTES, what="salt")
+            cost = KdfCost(int(header["opslimit"]), int(header["memlimit"]))
+            if header.get("format") != FORMAT:
+                raise ValueError("unknown format")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ReplicaDamaged(f"{_header_path(folder)} is missing or damaged ({exc})") from None
+        replica = cls._connect(folder, derive_key(passphrase, salt, cost))
+        try:
+            replica.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlcipher3.DatabaseError:
+            replica.conn.close()
+            raise WrongPassphrase("wrong passphrase (or the replica file is damaged)") from None
+        replica._check_integrity()
+        replica._migrate()
+        return replica
+
+    @classmethod
+    def _connect(cls, folder: Path, key: bytes) -> Replica:
+        conn = sqlcipher3.connect(str(folder / DB_NAME), isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        conn.execute("PRAGMA cipher_memory_security = ON")
+        replica = cls(folder, conn)
+        try:
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlcipher3.DatabaseError:
+            pass  # wrong key: reported by open()
+        return replica
+
+    def _check_integrity(self) -> None:
+        try:
+            conn = self.conn
+            conn.execute("PRAGMA journal_mode = WAL")
+            result = conn.execute("PRAGMA quick_check").fetchone()
+            cipher = conn.execute("PRAGMA cipher_integrity_check").fetchall()
+        except sqlcipher3.DatabaseError as exc:
+            self.conn.close()
+            raise ReplicaDamaged(f"the replica is damaged: {exc}") from None
+        if result[0] != "ok" or cipher:
+            self.conn.close()
+            raise ReplicaDamaged(f"the replica is damaged: {result[0] if result[0] != 'ok' else cipher[0][0]}")
+
+    def _migrate(self) -> None:
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        current = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        for version, script in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version = {int(version)}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions -------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[sqlcipher3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error. Nests as one transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # -- small typed accessors ------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set(self, key: str, value: Any) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    def secret(self, name: str) -> bytes | None:
+        row = self.conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def set_secret(self, name: str, value: bytes) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO secrets(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        cur = self.conn.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]  # type: ignore[misc]
