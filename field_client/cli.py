@@ -125,27 +125,29 @@ def enroll(ctx: click.Context, hub: str, token: str) -> None:
     click.echo(f"enrolled as {answer['officer']} of {answer['agency']}; device {answer['device_id']}")
 
 
+PARSERS: tuple[tuple[type, Callable[[str], Any], str], ...] = (
+    (mfields.Integer, int, "a whole number"),
+    (mfields.Float, float, "a number"),
+    (mfields.Nested, json.loads, 'a JSON object like {"text": "HQ", "lat": 39.78, "lon": -89.65}'),
+)
+
+
 def _coerce(collection: str, assignments: tuple[str, ...], clear: tuple[str, ...]) -> dict[str, Any]:
+    """Turn --set FIELD=VALUE text into the field's JSON type; --clear FIELD into null."""
     schema_fields = RECORD_SCHEMAS[collection]._declared_fields
     values: dict[str, Any] = {}
     for item in assignments:
         name, sep, text = item.partition("=")
         if not sep:
             raise EditRefused(f"--set takes FIELD=VALUE, got {item!r}")
-        kind = schema_fields.get(name)
-        try:
-            if isinstance(kind, mfields.Integer):
-                values[name] = int(text)
-            elif isinstance(kind, mfields.Float):
-                values[name] = float(text)
-            elif isinstance(kind, mfields.Nested):
-                values[name] = json.loads(text)
-            else:
-                values[name] = text
-        except ValueError:
-            raise EditRefused(
-                f"{name}: {text!r} is not a valid {type(kind).__name__.lower()}", {name: ["Invalid."]}
-            ) from None
+        values[name] = text
+        for field_type, parse, expected in PARSERS:
+            if isinstance(schema_fields.get(name), field_type):
+                try:
+                    values[name] = parse(text)
+                except ValueError:
+                    raise EditRefused("invalid values", {name: [f"{text!r} is not {expected}."]}) from None
+                break
     for name in clear:
         values[name] = None
     return values

@@ -26,7 +26,6 @@ from . import state
 from .device import Device
 from .errors import EditRefused, RecordNotFound
 
-
 DEFAULTS = {"resources": {"status": "available"}}
 
 
