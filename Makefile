@@ -28,10 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_core.py
 
 demo: $(STAMP)
-	@echo "make demo arrives with the field client (issue 4): it will start a hub, enroll"
-	@echo "officers of three agencies and play a day of offline edits. Today the core is"
-	@echo "available: run 'make test' and 'make bench'."
-	@exit 1
+	$(PY) -m field_client.demo $(DEMO_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info .demo
