@@ -77,11 +77,36 @@ def _digests(fields: Any) -> dict[str, str]:
     return out
 
 
+_TEXT_KEYS = ("id", "collection", "record_id", "agency", "device", "hlc")
+_KNOWN_KEYS = frozenset((*HEADER, "fields", "signature"))
+
+
+def _check_header(change: dict[str, Any]) -> None:
+    """Exact JSON types: under RFC 8785 ``42`` and ``42.0`` (or ``1`` and ``1.0``)
+    give the same bytes, so a type that is not checked could be changed without
+    breaking the signature. And nothing unsigned may ride along."""
+    if not change.keys() <= _KNOWN_KEYS:
+        raise VerificationError(f"change carries unsigned keys: {', '.join(sorted(change.keys() - _KNOWN_KEYS))}")
+    for key in _TEXT_KEYS:
+        if type(change[key]) is not str:
+            raise VerificationError(f"{key} must be text")
+    if type(change["seq"]) is not int:
+        raise VerificationError("seq must be a whole number")
+    if type(change["deleted"]) is not bool:
+        raise VerificationError("deleted must be true or false")
+    if change["prev"] is not None and type(change["prev"]) is not str:
+        raise VerificationError("prev must be text or null")
+    base = change["base"]
+    if type(base) is not dict or not all(v is None or type(v) is str for v in base.values()):
+        raise VerificationError("base must map field names to clock text or null")
+
+
 def _signed_bytes(change: dict[str, Any]) -> bytes:
     try:
         payload = {key: change[key] for key in HEADER}
     except KeyError as exc:
         raise VerificationError(f"change has no {exc.args[0]!r}") from None
+    _check_header(change)
     payload["fields"] = _digests(change.get("fields"))
     return signing_bytes("change", payload)
 

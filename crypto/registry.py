@@ -10,7 +10,8 @@ Rules this module owns:
   possession). ``rotation``: signed by the agency's current key (the old one)
   *and* by the new one; the old key stays valid for what it signed before
   the rotation time. ``revocation``: signed by the agency's current key; it
-  cuts the device's feed after ``after_seq``. ``hub``: the hub's own key,
+  cuts the device's feed after ``after_seq``, and counts only for devices
+  certified by that same agency (one agency cannot revoke another's laptops). ``hub``: the hub's own key,
   self-signed; it signs checkpoints and conflict resolutions, nothing else.
 - :meth:`KeyRegistry.verify` checks every entry in order and returns the
   verified registry or raises :class:`VerificationError` naming the entry.
@@ -69,7 +70,7 @@ class KeyRegistry:
     entries: list[dict[str, Any]] = field(default_factory=list)
     agencies: dict[str, list[KeyPeriod]] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
-    revocations: dict[str, Revocation] = field(default_factory=dict)
+    revocations: dict[tuple[str, str], Revocation] = field(default_factory=dict)
     hub_keys: list[KeyPeriod] = field(default_factory=list)
 
     # -- reading --------------------------------------------------------
@@ -111,8 +112,12 @@ class KeyRegistry:
             subject=f"certificate of device {parsed.device_id!r}",
         )
 
-    def revocation(self, device_id: str) -> Revocation | None:
-        return self.revocations.get(device_id)
+    def revocation(self, device_id: str, agency: str | None = None) -> Revocation | None:
+        """The revocation of a device by its own agency (``agency``: the one in its
+        certificate). Without ``agency``, the first revocation naming the device."""
+        if agency is not None:
+            return self.revocations.get((agency, device_id))
+        return next((r for (_, d), r in self.revocations.items() if d == device_id), None)
 
     # -- checking -------------------------------------------------------
     @classmethod
@@ -177,9 +182,9 @@ class KeyRegistry:
             if not isinstance(after_seq, int) or after_seq < 0:
                 raise VerificationError("revocation needs a whole after_seq")
             device = str(entry["device_id"])
-            if device in self.revocations:
+            if (code, device) in self.revocations:
                 raise VerificationError(f"device {device!r} is revoked twice")
-            self.revocations[device] = Revocation(code, device, after_seq, at, str(entry.get("reason", "")))
+            self.revocations[(code, device)] = Revocation(code, device, after_seq, at, str(entry.get("reason", "")))
         elif kind == "hub":
             key = VerifyKey.from_text(entry["key"])
             if self.hub_keys:

@@ -13,11 +13,13 @@ Rules this module owns:
 - A key-encryption key (the hub's ``FIELDSYNC_KEK``) is used directly as the
   SecretBox key: it is already 32 random bytes.
 - Opening never writes. Writing goes to a temporary file in the same folder,
-  fsynced, then renamed over the target, so a crash or a failure leaves either
-  the old file or the new one, never a torn one. :func:`write_sealed_key`
-  refuses to replace an existing file unless told to.
-- A wrong secret raises :class:`WrongPassphrase`; anything else wrong with the
-  blob raises :class:`DamagedKeyFile`.
+  fsynced, then moved into place (and the folder fsynced), so a crash or a
+  failure leaves either the old file or the new one, never a torn one.
+  :func:`write_sealed_key` refuses to replace an existing file unless told to.
+- A wrong secret raises :class:`WrongPassphrase`; a blob that cannot be read
+  as a sealed key raises :class:`DamagedKeyFile`. Poly1305 cannot tell a wrong
+  secret from an edited ciphertext, salt or cost, so those also read as
+  :class:`WrongPassphrase` ("wrong passphrase, or the sealed key was altered").
 """
 
 from __future__ import annotations
@@ -118,7 +120,12 @@ def sealed_public_key(blob: bytes) -> str:
 
 
 def write_sealed_key(path: str | os.PathLike[str], blob: bytes, *, overwrite: bool = False) -> None:
-    """Atomically write a sealed key file readable only by its owner."""
+    """Atomically write a sealed key file readable only by its owner.
+
+    Without ``overwrite``, an existing file is never replaced, even one created
+    by another process a moment before: the new file is linked into place,
+    which fails if the name is taken, instead of renamed over it.
+    """
     target = Path(path)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; refusing to replace a key file")
@@ -129,10 +136,28 @@ def write_sealed_key(path: str | os.PathLike[str], blob: bytes, *, overwrite: bo
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
-        os.replace(tmp, target)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise FileExistsError(f"{target} already exists; refusing to replace a key file") from None
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+    _fsync_dir(target.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable: fsync the folder that holds the new name."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_sealed_key(path: str | os.PathLike[str], passphrase: str) -> SigningKey:

@@ -27,7 +27,7 @@ from .errors import ClockDriftError, ClockError
 
 DEFAULT_MAX_DRIFT_MS = 24 * 3600 * 1000
 MAX_COUNTER = 999_999
-_TEXT = re.compile(r"\A(\d{16})-(\d{6})-([A-Za-z0-9_.:-]{1,64})\Z")
+_TEXT = re.compile(r"\A([0-9]{16})-([0-9]{6})-([A-Za-z0-9_.:-]{1,64})\Z")
 
 
 def wall_ms() -> int:

@@ -53,7 +53,7 @@ class Verifier:
         if trusted is None:
             at = datetime.fromtimestamp(at_ms / 1000, UTC)
             certificate = self.registry.verify_certificate(cert, at=at)
-            revoked = self.registry.revocation(certificate.device_id)
+            revoked = self.registry.revocation(certificate.device_id, certificate.agency)
             trusted = _Trusted(
                 certificate,
                 int(certificate.not_before.timestamp() * 1000),
@@ -88,7 +88,7 @@ class Verifier:
                     raise VerificationError("certificate is for another device")
                 seq = wire.get("seq")
                 if trusted.after_seq is not None and type(seq) is int and seq > trusted.after_seq:
-                    revoked = self.registry.revocation(trusted.certificate.device_id)
+                    revoked = self.registry.revocation(trusted.certificate.device_id, trusted.certificate.agency)
                     raise VerificationError(
                         f"device was revoked after seq {trusted.after_seq} "
                         f"({(revoked and revoked.reason) or 'no reason given'})"

@@ -27,7 +27,7 @@ from .errors import ValidationError
 UUID_RE = r"\A[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z"
 AGENCY_RE = r"\A[A-Z][A-Z0-9_-]{1,31}\Z"
 FIELD_RE = r"\A[a-z][a-z0-9_]{0,63}\Z"
-TIME_RE = re.compile(r"\A\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\Z")
+TIME_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z")
 
 RESOURCE_KINDS = ("vehicle", "equipment", "personnel", "facility", "training", "other")
 RESOURCE_STATUSES = ("available", "deployed", "maintenance", "out_of_service")
@@ -178,7 +178,7 @@ class ChangeSchema(_Strict):
     device = fields.String(required=True, validate=validate.Length(min=1, max=64))
     seq = StrictInteger(required=True, validate=validate.Range(min=1, max=2**53 - 1))
     prev = fields.String(required=True, allow_none=True, validate=validate.Length(equal=43))
-    hlc = fields.String(required=True, validate=validate.Regexp(r"\A\d{16}-\d{6}-[A-Za-z0-9_.:-]{1,64}\Z"))
+    hlc = fields.String(required=True, validate=validate.Regexp(r"\A[0-9]{16}-[0-9]{6}-[A-Za-z0-9_.:-]{1,64}\Z"))
     base = fields.Dict(
         required=True,
         keys=fields.String(validate=validate.Regexp(r"\A(_deleted|[a-z][a-z0-9_]{0,63})\Z")),
