@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,11 @@ FAST = KdfCost(nacl.pwhash.argon2id.OPSLIMIT_MIN, nacl.pwhash.argon2id.MEMLIMIT_
 
 
 def derive_key(passphrase: str, salt: bytes, cost: KdfCost = INTERACTIVE) -> bytes:
-    """A 32-byte key from a passphrase with Argon2id."""
+    """A 32-byte key from a passphrase with Argon2id. The passphrase is NFC-normalized
+    first, so "é" typed as one code point or as e + accent gives the same key."""
+    text = unicodedata.normalize("NFC", passphrase)
     return nacl.pwhash.argon2id.kdf(
-        KEK_BYTES, passphrase.encode("utf-8"), salt, opslimit=cost.opslimit, memlimit=cost.memlimit
+        KEK_BYTES, text.encode("utf-8"), salt, opslimit=cost.opslimit, memlimit=cost.memlimit
     )
 
 
