@@ -36,14 +36,19 @@ _SIGNATURES = ("signature", "new_signature")
 
 @dataclass(frozen=True, slots=True)
 class KeyPeriod:
-    """A key and the time it was current: [start, end) with end None while current."""
+    """A key and the time it was current: [start, end], end None while current.
+
+    The end is inclusive: signed times have one-second resolution, so the second
+    of a rotation belongs to both keys (a laptop enrolled in that very second
+    holds a certificate from the old key dated then, and it must verify).
+    """
 
     key: VerifyKey
     start: datetime
     end: datetime | None = None
 
     def covers(self, moment: datetime) -> bool:
-        return self.start <= moment and (self.end is None or moment < self.end)
+        return self.start <= moment and (self.end is None or moment <= self.end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +95,15 @@ class KeyRegistry:
             raise VerificationError("the key registry names no hub key")
         return self.hub_keys[-1].key
 
+    def hub_keys_at(self, moment: datetime) -> list[VerifyKey]:
+        """The hub keys current at ``moment``, newest first (two in a rotation's second)."""
+        keys = [period.key for period in reversed(self.hub_keys) if period.covers(moment)]
+        if not keys:
+            raise VerificationError("no hub key was current at that time")
+        return keys
+
     def hub_key_at(self, moment: datetime) -> VerifyKey:
-        for period in self.hub_keys:
-            if period.covers(moment):
-                return period.key
-        raise VerificationError("no hub key was current at that time")
+        return self.hub_keys_at(moment)[0]
 
     def verify_certificate(self, cert: Any, *, at: datetime | None = None) -> Certificate:
         """Verify a device certificate against the agency key that was current when it was issued."""

@@ -26,13 +26,21 @@ class ClockError(SyncError):
     """A hybrid logical clock value that is malformed or unusable."""
 
 
+def _span(ms: int) -> str:
+    """A duration for people: hours, minutes or seconds, whichever reads best."""
+    if ms >= 3_600_000:
+        return f"{ms / 3_600_000:.1f} hours"
+    if ms >= 60_000:
+        return f"{ms / 60_000:.1f} minutes"
+    return f"{ms / 1000:.1f} seconds"
+
+
 class ClockDriftError(ClockError):
     def __init__(self, remote_ms: int, local_ms: int, max_drift_ms: int) -> None:
         self.remote_ms, self.local_ms, self.max_drift_ms = remote_ms, local_ms, max_drift_ms
-        ahead_h = (remote_ms - local_ms) / 3_600_000
         super().__init__(
-            f"remote clock is {ahead_h:.1f} hours ahead of ours, beyond the allowed "
-            f"{max_drift_ms / 3_600_000:.1f} hours; check the sender's system clock"
+            f"remote clock is {_span(remote_ms - local_ms)} ahead of ours, beyond the allowed "
+            f"{_span(max_drift_ms)}; check the sender's system clock"
         )
 
 

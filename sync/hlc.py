@@ -6,8 +6,9 @@ Rules this module owns:
   ``0001732312345678-000000-<node>``, is fixed-width up to the node, so
   comparing two texts compares the clocks: string order is clock order.
 - :meth:`Clock.now` never goes backwards, even when the wall clock does: the
-  counter grows instead. :meth:`Clock.observe` merges a remote clock so that
-  the next local event is later than everything seen.
+  counter grows instead, and past 999,999 the clock steps 1 ms ahead.
+  :meth:`Clock.observe` merges a remote clock so that the next local event is
+  later than everything seen.
 - A remote clock more than ``max_drift_ms`` ahead of the local wall clock is
   refused with :class:`ClockDriftError` and not merged, so one laptop with a
   clock set to 2099 cannot drag every replica's clock into the future. The
@@ -78,7 +79,7 @@ class Clock:
         if wall > self.last.wall_ms:
             self.last = Hlc(wall, 0, self.node)
         else:
-            self.last = Hlc(self.last.wall_ms, self._next(self.last.counter), self.node)
+            self.last = self._after(self.last.wall_ms, self.last.counter)
         return self.last
 
     def check(self, remote: Hlc | str) -> Hlc:
@@ -95,18 +96,18 @@ class Clock:
         wall = self._now_ms()
         top = max(wall, self.last.wall_ms, other.wall_ms)
         if top == self.last.wall_ms == other.wall_ms:
-            counter = self._next(max(self.last.counter, other.counter))
+            self.last = self._after(top, max(self.last.counter, other.counter))
         elif top == self.last.wall_ms:
-            counter = self._next(self.last.counter)
+            self.last = self._after(top, self.last.counter)
         elif top == other.wall_ms:
-            counter = self._next(other.counter)
+            self.last = self._after(top, other.counter)
         else:
-            counter = 0
-        self.last = Hlc(top, counter, self.node)
+            self.last = Hlc(top, 0, self.node)
         return self.last
 
-    @staticmethod
-    def _next(counter: int) -> int:
+    def _after(self, wall_ms: int, counter: int) -> Hlc:
+        """The next clock after (wall_ms, counter): the counter grows, and when it is
+        full the clock moves 1 ms ahead instead (string order still holds)."""
         if counter >= MAX_COUNTER:
-            raise ClockError("clock counter overflow: a million events in one millisecond")
-        return counter + 1
+            return Hlc(wall_ms + 1, 0, self.node)
+        return Hlc(wall_ms, counter + 1, self.node)
