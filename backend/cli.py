@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from sync.schemas import AGENCY_RE
 
@@ -51,6 +51,13 @@ def hub_command(fn: Callable[..., Any]) -> Callable[..., Any]:
                 raise click.ClickException(exc.message) from None
 
     return wrapper
+
+
+def _database() -> str:
+    """The database URL to show: never its password."""
+    from flask import current_app
+
+    return make_url(current_app.config["DATABASE_URL"]).render_as_string(hide_password=True)
 
 
 def _emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
@@ -90,7 +97,7 @@ def init(admin_name: str) -> None:
         db.session.add(LogHead(id=1, size=0, head=None))
     if db.session.scalar(select(HubKey)) is not None:
         db.session.commit()
-        click.echo(f"hub already initialized; schema is up to date ({current_app.config['DATABASE_URL']})")
+        click.echo(f"hub already initialized; schema is up to date ({_database()})")
         return
     password = os.environ.get("FIELDSYNC_ADMIN_PASSWORD")
     if password is None:
@@ -100,7 +107,7 @@ def init(admin_name: str) -> None:
     keystore.create_hub_key()
     users.add_user(admin_name, "admin", password, actor=ACTOR)
     audit.record("hub.init", actor=ACTOR, details={"kek": "environment" if kek_source == "FIELDSYNC_KEK" else "file"})
-    click.echo(f"hub initialized: database {current_app.config['DATABASE_URL']}")
+    click.echo(f"hub initialized: database {_database()}")
     click.echo(f"key-encryption key: {kek_source}")
     click.echo(f"admin account: {admin_name}")
 
@@ -166,7 +173,7 @@ def agency_list(as_json: bool) -> None:
                 "name": a.name,
                 "key": key.public_key if key else None,
                 "devices": devices,
-                "created_at": a.created_at.isoformat(),
+                "created_at": keystore.as_utc(a.created_at).isoformat(),
             }
         )
     _emit(rows, as_json, ["code", "name", "key", "devices"])
@@ -214,7 +221,7 @@ def device_list(agency_code: str | None, as_json: bool) -> None:
             "officer": d.officer,
             "status": d.status,
             "feed_seq": d.feed_seq,
-            "last_seen_at": d.last_seen_at.isoformat() if d.last_seen_at else None,
+            "last_seen_at": keystore.as_utc(d.last_seen_at).isoformat() if d.last_seen_at else None,
         }
         for d in db.session.scalars(query)
     ]

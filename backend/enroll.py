@@ -31,7 +31,7 @@ from sync.hlc import Clock
 
 from . import audit, keystore
 from .db import db
-from .errors import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from .errors import Conflict, Forbidden, HubError, NotFound, Unauthorized, Unprocessable
 from .keystore import as_utc, now
 from .models import Agency, Device, EnrollmentToken
 
@@ -61,37 +61,36 @@ def issue_token(agency: str, officer: str, *, actor: str = "admin", ttl: int | N
     return token
 
 
+def refuse(error: HubError, agency: str | None = None) -> HubError:
+    """Audit a refused enrollment on its own (the refused request changes nothing else)."""
+    db.session.rollback()
+    audit.record(
+        "device.enroll", actor="anonymous", agency=agency, outcome="refused", details={"reason": error.message}
+    )
+    db.session.commit()
+    return error
+
+
 def enroll(token: Any, public_key: Any) -> dict[str, Any]:
     if not isinstance(token, str) or not token:
-        raise Unprocessable("an enrollment token is required", details={"token": ["Required."]})
+        raise refuse(Unprocessable("an enrollment token is required", details={"token": ["Required."]}))
     try:
         device_key = VerifyKey.from_text(public_key)
     except (CryptoError, TypeError):
-        raise Unprocessable("public_key is not an Ed25519 public key", details={"public_key": ["Invalid."]}) from None
+        raise refuse(
+            Unprocessable("public_key is not an Ed25519 public key", details={"public_key": ["Invalid."]})
+        ) from None
     row = db.session.scalar(
         select(EnrollmentToken).where(EnrollmentToken.token_hash == _digest(token)).with_for_update()
     )
-    refusal = None
     if row is None:
-        refusal = Unauthorized("unknown enrollment token")
-    elif row.used_at is not None:
-        refusal = Conflict("this enrollment token was already used")
-    elif as_utc(row.expires_at) < now():
-        refusal = Forbidden("this enrollment token has expired; ask for a new one")
-    if refusal is not None:
-        db.session.rollback()
-        audit.record(
-            "device.enroll",
-            actor="anonymous",
-            agency=row.agency if row else None,
-            outcome="refused",
-            details={"reason": refusal.message},
-        )
-        db.session.commit()
-        raise refusal
-    assert row is not None
+        raise refuse(Unauthorized("unknown enrollment token"))
+    if row.used_at is not None:
+        raise refuse(Conflict("this enrollment token was already used"), row.agency)
+    if as_utc(row.expires_at) < now():
+        raise refuse(Forbidden("this enrollment token has expired; ask for a new one"), row.agency)
     if db.session.scalar(select(Device).where(Device.public_key == device_key.to_text())):
-        raise Conflict("this device key is already enrolled")
+        raise refuse(Conflict("this device key is already enrolled"), row.agency)
     device_id = str(uuid.uuid4())
     certificate = keystore.certify_device(row.agency, device_id=device_id, device_key=device_key, officer=row.officer)
     at = now()

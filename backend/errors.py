@@ -61,6 +61,12 @@ class Unprocessable(HubError):
     status, code = 422, "unprocessable"
 
 
+_CODES = {
+    cls.status: cls.code
+    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable)
+}
+
+
 def envelope(code: str, message: str, details: Any, status: int) -> Any:
     response = jsonify({"error": code, "message": message, "details": details or {}})
     response.status_code = status
@@ -74,5 +80,5 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
-        code = (exc.name or "error").lower().replace(" ", "_")
+        code = _CODES.get(exc.code or 500) or (exc.name or "error").lower().replace(" ", "_")
         return envelope(code, exc.description or exc.name or "error", {}, exc.code or 500)

@@ -43,7 +43,7 @@ def chain_hash(prev: str | None, change_hash: str) -> str:
     return b64e(get_provider().hash(prev_raw + b64d(change_hash)))
 
 
-def append(head: LogHead, change: Change) -> LogEntry:
+def append(head: LogHead, change: Change, *, resource_agency: str | None = None) -> LogEntry:
     """Append an accepted change; the caller holds the head lock."""
     chain = chain_hash(head.head, change.hash)
     entry = LogEntry(
@@ -56,6 +56,7 @@ def append(head: LogHead, change: Change) -> LogEntry:
         record_id=change.record_id,
         collection=change.collection,
         agency=change.agency,
+        resource_agency=resource_agency,
         hlc=change.hlc,
         wire=dict(change.wire),
         accepted_at=now(),

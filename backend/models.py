@@ -129,7 +129,10 @@ class LogEntry(Base):
     """The change log: every accepted change, numbered in commit order."""
 
     __tablename__ = "log"
-    __table_args__ = (Index("ix_log_agency_seq", "agency", "seq"),)
+    __table_args__ = (
+        Index("ix_log_agency_seq", "agency", "seq"),
+        Index("ix_log_resource_agency_seq", "resource_agency", "seq"),
+    )
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     change_id: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
@@ -139,6 +142,8 @@ class LogEntry(Base):
     record_id: Mapped[str] = mapped_column(String(64), index=True)
     collection: Mapped[str] = mapped_column(String(32))
     agency: Mapped[str] = mapped_column(String(32))
+    # reservations: the agency owning the booked resource, which sees and decides them
+    resource_agency: Mapped[str | None] = mapped_column(String(32), nullable=True)
     hlc: Mapped[str] = mapped_column(String(100))
     wire: Mapped[dict[str, Any]] = mapped_column(Json)
     accepted_at: Mapped[datetime] = mapped_column(Stamp)

@@ -21,9 +21,12 @@ from .models import Device, LogEntry, Record
 def bundle(record_id: str, *, reader: str | None) -> dict[str, Any]:
     """``reader`` None means the hub's own staff, who see everything."""
     row = db.session.get(Record, record_id)
-    if row is None or (reader is not None and not agreements.can_see(row.agency, reader, row.collection)):
+    decides = reader is not None and row is not None and _owns_booked_resource(row, reader)
+    if row is None or (
+        reader is not None and not decides and not agreements.can_see(row.agency, reader, row.collection)
+    ):
         raise NotFound(f"no record {record_id}")
-    hidden = agreements.withheld_from(row.agency, reader) if reader is not None else frozenset()
+    hidden = agreements.withheld_from(row.agency, reader) if reader is not None and not decides else frozenset()
     entries = list(db.session.scalars(select(LogEntry).where(LogEntry.record_id == record_id).order_by(LogEntry.seq)))
     changes = [withhold(e.wire, hidden) if hidden else e.wire for e in entries]
     devices = {e.device for e in entries}
@@ -42,3 +45,11 @@ def bundle(record_id: str, *, reader: str | None) -> dict[str, Any]:
         "registry": keystore.registry_entries(),
         "checkpoint": log.checkpoint(head.size, head.head),
     }
+
+
+def _owns_booked_resource(row: Record, reader: str) -> bool:
+    """A reservation of a resource of the reader's agency: the reader decides it."""
+    if row.collection != "reservations" or not row.resource_id:
+        return False
+    resource = db.session.get(Record, row.resource_id)
+    return resource is not None and resource.agency == reader

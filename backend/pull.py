@@ -4,8 +4,9 @@ Rules this module owns:
 
 - The log head (size S) is read first; every entry up to S is committed
   (backend/log.py), so the answer covers (cursor, S] with no hole.
-- Visible: the agency's own records, and records of agencies whose agreement
-  shares that collection with it. Fields an agreement withholds leave the hub
+- Visible: the agency's own records, reservations of its own resources (it
+  decides them, so it sees them whole), and records of agencies whose
+  agreement shares that collection with it. Fields an agreement withholds leave the hub
   as digests only (crypto.withhold); the value is in no part of the answer.
 - ``next_cursor`` advances past invisible entries too; ``more`` says whether
   entries remain after it. The answer carries the certificates of the devices
@@ -37,7 +38,10 @@ def pull(agency: str, cursor: int, limit: int) -> dict[str, Any]:
             details={"size": size},
         )
     shares = agreements.shares_to(agency)
-    visible = [LogEntry.agency == agency] + [
+    visible = [
+        LogEntry.agency == agency,
+        and_(LogEntry.collection == "reservations", LogEntry.resource_agency == agency),
+    ] + [
         and_(LogEntry.agency == owner, LogEntry.collection.in_(sorted(s.collections)))
         for owner, s in shares.items()
         if s.collections
@@ -54,8 +58,9 @@ def pull(agency: str, cursor: int, limit: int) -> dict[str, Any]:
     changes = []
     for row in rows:
         wire = row.wire
-        if row.agency != agency and shares[row.agency].withhold:
-            wire = withhold(wire, shares[row.agency].withhold)
+        share = shares.get(row.agency)
+        if row.agency != agency and row.resource_agency != agency and share is not None and share.withhold:
+            wire = withhold(wire, share.withhold)
         changes.append({"seq": row.seq, "change": wire})
     device_ids = {row.device for row in rows}
     certificates = (

@@ -2,19 +2,19 @@
 
 Rules this module owns:
 
-- Outside any transaction, each change is checked for shape (schemas), for
-  being the pushing device's own, for its signature chain (sync.Verifier:
-  certificate, agency key, registry, revocation cut) and for a clock not
-  absurdly far ahead. A change that fails is ``rejected`` and touches nothing
-  but the audit log: it is not the device's authentic word.
+- Outside any transaction, each change is checked for being the pushing
+  device's own, for a clock not absurdly far ahead and for its signature chain
+  (sync.Verifier: certificate, agency key, registry, revocation cut, exact
+  header types). A change that fails is ``rejected`` and touches nothing but
+  the audit log: it is not the device's authentic word.
 - Then, in one transaction holding the log-head lock, authentic changes are
   placed in their device's feed in seq order (sync.feeds):
   ``duplicate`` - already held (the original verdict is repeated);
   ``held`` - ahead of a gap, kept until the gap fills;
   equivocation - both changes kept as proof, device quarantined, alert,
-  nothing merged; the next link - authorized (backend.agreements), validated,
-  merged (sync.merge) and appended to the log, each inside a savepoint so a
-  refused change never half-applies.
+  nothing merged; the next link - validated (schemas), authorized
+  (backend.agreements), merged (sync.merge) and appended to the log, inside a
+  savepoint so a refused change never half-applies.
 - An authentic link advances the device's feed whether it was accepted or
   refused: a refused write does not break the device's chain.
 - Every rejection is written to the audit log in the same transaction.
@@ -52,7 +52,7 @@ from . import agreements, audit, keystore, log, records
 from .db import db
 from .errors import PayloadTooLarge, Unprocessable
 from .keystore import now
-from .models import ConflictRow, Device, DoubleBookingRow, Equivocation, FeedLink, HeldChange, Record
+from .models import ConflictRow, Device, DoubleBookingRow, Equivocation, FeedLink, HeldChange, LogEntry, Record
 
 logger = logging.getLogger("fieldsync.hub")
 
@@ -93,14 +93,15 @@ def push(device: Device, batch: Any) -> list[dict[str, Any]]:
     for pos, wire in enumerate(batch):
         change_id = wire.get("id") if isinstance(wire, dict) else None
         try:
-            validate_change(wire)
-            if wire["device"] != device.id:
+            if not isinstance(wire, dict):
+                raise ProvenanceError("a change must be an object")
+            if wire.get("device") != device.id:
                 raise ProvenanceError("a device may push only its own changes", change_id=change_id)
-            change = verifier.verify(wire, device.certificate)
-            clock.check(change.hlc)
-            authentic.append((pos, change))
-        except ValidationError as exc:
-            results[pos] = Result(change_id, "rejected", "invalid change", exc.messages)
+            if type(wire.get("seq")) is not int or wire["seq"] < 1:
+                raise ProvenanceError("seq must be a whole number from 1", change_id=change_id)
+            # the clock first: a laptop whose clock says 2099 is told so, not that its certificate expired
+            clock.check(wire.get("hlc"))  # type: ignore[arg-type]
+            authentic.append((pos, verifier.verify(wire, device.certificate)))
         except (ProvenanceError, ClockDriftError, ClockError) as exc:
             results[pos] = Result(change_id, "rejected", getattr(exc, "reason", None) or str(exc))
 
@@ -117,16 +118,20 @@ def push(device: Device, batch: Any) -> list[dict[str, Any]]:
     for result in results:
         assert result is not None
         if result.status == "rejected":
-            audit.record(
-                "change.rejected",
-                actor=f"device:{device.id}",
-                agency=device.agency,
-                object=str(result.id),
-                outcome="rejected",
-                details={"reason": result.reason, **({"fields": result.details} if result.details else {})},
-            )
+            _audit_rejection(device, result)
     db.session.commit()
     return [r.to_json() for r in results if r is not None]
+
+
+def _audit_rejection(device: Device, result: Result) -> None:
+    audit.record(
+        "change.rejected",
+        actor=f"device:{device.id}",
+        agency=device.agency,
+        object=str(result.id),
+        outcome="rejected",
+        details={"reason": result.reason, **({"fields": result.details} if result.details else {})},
+    )
 
 
 def _place(dev: Device, head: Any, change: Change, verifier: Verifier) -> Result:
@@ -178,18 +183,25 @@ def _release_held(dev: Device, head: Any, verifier: Verifier) -> None:
         db.session.delete(held)
         try:
             change = verifier.verify(held.wire, dev.certificate)
-        except ProvenanceError:
+        except ProvenanceError as exc:
+            _audit_rejection(
+                dev, Result(held.wire.get("id"), "rejected", f"held change no longer verifies: {exc.reason}")
+            )
             continue
         if change.prev != dev.feed_hash:
             previous = db.session.get(FeedLink, (dev.id, dev.feed_seq))
             _equivocation(dev, change, previous.wire if previous else None)
             return
-        _admit(dev, head, change)
+        result = _admit(dev, head, change)
+        if result.status == "rejected":  # its pusher was told "held": the audit log is where it shows
+            _audit_rejection(dev, result)
 
 
 def _admit(dev: Device, head: Any, change: Change) -> Result:
     savepoint = db.session.begin_nested()
     try:
+        if db.session.scalar(select(LogEntry.seq).where(LogEntry.change_id == change.id)) is not None:
+            raise Refused(f"change id {change.id} was already used")
         row, state = records.load(change.record_id, lock=True)
         _authorize(dev.agency, change, row)
         _validate(change, state)
@@ -197,8 +209,11 @@ def _admit(dev: Device, head: Any, change: Change) -> Result:
         if outcome.status == "duplicate":
             raise Refused(f"change id {change.id} was already used")
         stored = records.store(row, outcome.record)
+        resource_agency = None
         if change.collection == "reservations":
             _check_reservation(stored)
+            resource = _resource_owner(stored.resource_id)
+            resource_agency = resource.agency if resource is not None else None
         for conflict in outcome.conflicts:
             if db.session.get(ConflictRow, conflict.id) is None:
                 db.session.add(
@@ -214,7 +229,7 @@ def _admit(dev: Device, head: Any, change: Change) -> Result:
                         detected_at=now(),
                     )
                 )
-        log.append(head, change)
+        log.append(head, change, resource_agency=resource_agency)
         db.session.flush()
         savepoint.commit()
         result = Result(change.id, "accepted")
@@ -237,6 +252,15 @@ def _admit(dev: Device, head: Any, change: Change) -> Result:
     )
     dev.feed_seq, dev.feed_hash = change.seq, change.hash
     return result
+
+
+def _check_envelope(change: Change) -> None:
+    """Schema checks of an authentic change. A failure refuses the change but, the
+    change being the device's own signed word, its feed still moves past it."""
+    try:
+        validate_change(dict(change.wire))
+    except ValidationError as exc:
+        raise Refused("invalid change", exc.messages) from None
 
 
 def _authorize(writer: str, change: Change, row: Record | None) -> None:

@@ -34,7 +34,7 @@ import nacl.pwhash
 import nacl.utils
 import sqlcipher3
 
-from crypto import INTERACTIVE, KdfCost, b64d, b64e
+from crypto import INTERACTIVE, CryptoError, KdfCost, b64d, b64e
 from crypto.sealed import derive_key
 
 from .errors import AlreadyEnrolled, NotEnrolled, ReplicaDamaged, WrongPassphrase
@@ -133,9 +133,10 @@ class Replica:
             cost = KdfCost(int(header["opslimit"]), int(header["memlimit"]))
             if header.get("format") != FORMAT:
                 raise ValueError("unknown format")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            key = derive_key(passphrase, salt, cost)  # libsodium refuses a cost out of its range
+        except (OSError, ValueError, KeyError, TypeError, CryptoError) as exc:
             raise ReplicaDamaged(f"{_header_path(folder)} is missing or damaged ({exc})") from None
-        replica = cls._connect(folder, derive_key(passphrase, salt, cost))
+        replica = cls._connect(folder, key)
         try:
             replica.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlcipher3.DatabaseError:

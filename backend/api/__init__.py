@@ -34,7 +34,10 @@ def _body(schema: Schema) -> dict[str, Any]:
 
 @bp.post("/enroll")
 def enroll() -> Any:
-    body = _body(schemas.EnrollRequest())
+    try:
+        body = _body(schemas.EnrollRequest())
+    except (BadRequest, Unprocessable) as exc:
+        raise enrollment.refuse(exc) from None
     answer = enrollment.enroll(body["token"], body["public_key"])
     return jsonify(answer), 201
 

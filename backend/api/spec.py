@@ -22,6 +22,24 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): {"description": "error", **_json("Error")} for code in codes}
 
 
+def _ecma_patterns(node: Any) -> Any:
+    """OpenAPI patterns are ECMA-262 regexes: Python's ``\\A``/``\\Z`` anchors become ``^``/``$`` (the same
+    anchors there, without a multiline flag); the schemas themselves keep validating with Python's."""
+    if isinstance(node, dict):
+        out = {key: _ecma_patterns(value) for key, value in node.items()}
+        pattern = out.get("pattern")
+        if isinstance(pattern, str):
+            if pattern.startswith("\\A"):
+                pattern = "^" + pattern[2:]
+            if pattern.endswith("\\Z"):
+                pattern = pattern[:-2] + "$"
+            out["pattern"] = pattern
+        return out
+    if isinstance(node, list):
+        return [_ecma_patterns(value) for value in node]
+    return node
+
+
 def build_spec() -> dict[str, Any]:
     spec = APISpec(
         title="fieldsync hub API",
@@ -40,6 +58,9 @@ def build_spec() -> dict[str, Any]:
             "and nonce (headers X-Fieldsync-Device, -Time, -Nonce).",
         },
     )
+    # Change first: PullResponse nests ChangeSchema, and the plugin would otherwise register it under
+    # the same name on its own, making this registration a duplicate (DuplicateComponentNameError)
+    spec.components.schema("Change", schema=ChangeSchema)
     for name in (
         "Error",
         "EnrollRequest",
@@ -52,7 +73,6 @@ def build_spec() -> dict[str, Any]:
         "Health",
     ):
         spec.components.schema(name, schema=getattr(s, name))
-    spec.components.schema("Change", schema=ChangeSchema)
     spec.path(
         path="/api/v1/enroll",
         operations={
@@ -129,4 +149,4 @@ def build_spec() -> dict[str, Any]:
             }
         },
     )
-    return spec.to_dict()
+    return _ecma_patterns(spec.to_dict())  # type: ignore[no-any-return]

@@ -75,7 +75,7 @@ def hub(app: Flask) -> Hub:
 def live(app: Flask) -> Iterator[str]:
     """The hub served over real HTTP on 127.0.0.1 (a free port)."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()

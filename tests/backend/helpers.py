@@ -9,16 +9,23 @@ the registry it pinned at enrollment.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+import requests
 from flask import Flask
+from sqlalchemy import select
 
 from backend import agreements, enroll, keystore
 from backend.db import db
-from crypto import KeyRegistry, RegistryHead, SigningKey, entry_hash
+from backend.models import AuditEntry
+from crypto import KeyRegistry, RegistryHead, SigningKey, b64e, change_hash, entry_hash, sign_request
 from field_client.transport import HubClient
-from sync import Change, Clock, MergeState, Verifier, make_change
+from sync import Change, ChangeRejected, Clock, MergeState, Verifier, make_change
 
 
 class Hub:
@@ -87,10 +94,8 @@ class Officer:
         )  # fmt: skip
         change = Verifier(self.registry).verify(wire, self.certificate)
         self.prev = change.hash
-        try:
+        with contextlib.suppress(ChangeRejected):  # a locally refused change is still signed and sent
             self.state.apply(change)
-        except Exception:  # noqa: BLE001 - a locally refused change is still signed and sent
-            pass
         return wire
 
     def create(self, collection: str = "resources", values: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
@@ -117,3 +122,109 @@ class Officer:
             self.last = answer
             if not answer["more"]:
                 return got
+
+
+# -- helpers for the API tests: raw HTTP, hand-built changes, database reads --------------
+
+ENVELOPE = {"error", "message", "details"}
+
+
+def error_body(response: requests.Response, status: int) -> dict[str, Any]:
+    """Assert ``response`` is the JSON error envelope with ``status``; return it."""
+    assert response.status_code == status, (response.status_code, response.text[:500])
+    assert response.headers["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == ENVELOPE, body
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["message"], str) and body["message"]
+    assert isinstance(body["details"], dict)
+    return body  # type: ignore[no-any-return]
+
+
+def signed_headers(
+    officer: Officer, method: str, path: str, data: bytes = b"", *, at: datetime | None = None, nonce: str | None = None
+) -> dict[str, str]:
+    """The request-signature headers ``officer``'s laptop would send (``path`` with its query string)."""
+    return sign_request(
+        officer.key,
+        device=officer.device_id,
+        method=method,
+        path=path,
+        body=data,
+        at=at or datetime.now(UTC),
+        nonce=nonce or b64e(os.urandom(16)),
+    )
+
+
+def raw(
+    base_url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    data: bytes | None = None,
+    officer: Officer | None = None,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
+    """One plain HTTP request (no gzip, no retries): ``body`` as compact JSON or ``data`` as given,
+    signed by ``officer`` when given; ``headers`` are applied last (to tamper with them)."""
+    if data is None:
+        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    sent = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+    if officer is not None:
+        sent.update(signed_headers(officer, method, path, data))
+    sent.update(headers or {})
+    return requests.request(method, base_url + path, data=data or None, headers=sent, timeout=(5, 30))
+
+
+def sign_as(
+    officer: Officer,
+    collection: str = "resources",
+    values: dict[str, Any] | None = None,
+    *,
+    seq: int | None = None,
+    prev: Any = ...,  # default: the officer's feed head; give None or a hash to override
+    record_id: str | None = None,
+    agency: str | None = None,
+    hlc: str | None = None,
+    deleted: bool = False,
+    seen: dict[str, str | None] | None = None,
+    change_id: str | None = None,
+) -> dict[str, Any]:
+    """A change signed with ``officer``'s device key WITHOUT advancing its feed: by default the
+    next link (seq/prev), for changes the hub should refuse before placing them (invalid,
+    forged, equivocating). :meth:`follow` makes the officer continue after it."""
+    return make_change(
+        officer.key,
+        collection=collection,
+        record_id=record_id or str(uuid.uuid4()),
+        agency=agency or officer.agency,
+        device=officer.device_id,
+        seq=officer.seq + 1 if seq is None else seq,
+        prev=officer.prev if prev is ... else prev,
+        hlc=hlc or str(officer.clock.now()),
+        values=dict(RESOURCE if values is None and not deleted else values or {}),
+        seen=seen or {},
+        deleted=deleted,
+        change_id=change_id,
+    )
+
+
+def follow(officer: Officer, wire: dict[str, Any]) -> None:
+    """Make ``wire`` (built by :func:`sign_as`) the officer's latest feed link."""
+    officer.seq, officer.prev = wire["seq"], change_hash(wire)
+
+
+def rows(app: Flask, model: Any, *where: Any, order_by: Any = None) -> list[Any]:
+    """Rows of ``model`` matching ``where`` (detached, columns loaded)."""
+    with app.app_context():
+        query = select(model).where(*where)
+        if order_by is not None:
+            query = query.order_by(order_by)
+        return list(db.session.scalars(query))
+
+
+def audit_entries(app: Flask, action: str | None = None) -> list[Any]:
+    """Audit log entries, oldest first, optionally of one action."""
+    where = [AuditEntry.action == action] if action else []
+    return rows(app, AuditEntry, *where, order_by=AuditEntry.seq)
