@@ -229,8 +229,11 @@ def status(device: Device) -> dict[str, Any]:
         "cursor": replica.get("cursor", 0),
         "conflicts": count("SELECT count(*) FROM conflicts"),
         "double_bookings": count("SELECT count(*) FROM double_bookings"),
-        "rejected": replica.rows(
-            "SELECT change_id, record_id, reason, details FROM outbox WHERE status = 'rejected' ORDER BY seq"
-        ),
+        "rejected": [  # details decoded: field -> messages, as `sync --json` reports them
+            {**row, "details": json.loads(row["details"]) if row["details"] else {}}
+            for row in replica.rows(
+                "SELECT change_id, record_id, reason, details FROM outbox WHERE status = 'rejected' ORDER BY seq"
+            )
+        ],
         "refused": replica.rows("SELECT change_id, record_id, reason, received_at FROM refused ORDER BY id"),
     }

@@ -111,10 +111,11 @@ def enroll(ctx: click.Context, hub: str, token: str) -> None:
         raise click.ClickException(f"this laptop is already enrolled (replica in {home})")
     secret = passphrase(confirm=True)
     key = SigningKey.generate()
-    answer = HubClient(hub).enroll(token, key.verify_key.to_text())
     created = not Path(home).exists()
     try:
+        # the replica first: a passphrase it refuses must not spend the one-time token at the hub
         with replica.Replica.create(home, secret) as rep:
+            answer = HubClient(hub).enroll(token, key.verify_key.to_text())
             enroll_into(rep, hub_url=hub, key=key, answer=answer)
     except BaseException:
         for name in (replica.DB_NAME, replica.HEADER_NAME, replica.DB_NAME + "-wal", replica.DB_NAME + "-shm"):

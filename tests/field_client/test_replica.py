@@ -1,0 +1,348 @@
+"""The encrypted replica (field_client/replica.py): opening, passphrases, damage, leaks, migrations."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from crypto import FAST, INTERACTIVE, b64d
+from field_client import agent, edits, replica, state
+from field_client.device import Device
+from field_client.errors import (
+    AlreadyEnrolled,
+    NotEnrolled,
+    ReplicaDamaged,
+    ReplicaError,
+    WrongPassphrase,
+)
+from field_client.replica import DB_NAME, HEADER_NAME, MIGRATIONS, Replica
+
+from .conftest import MakeLaptop
+from .helpers import PASSPHRASE
+
+# The hub's database does not matter to these tests: run them against the SQLite hub only.
+sqlite_hub = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def snapshot(home: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file in ``home``: its bytes and modification time."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(home.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> Path:
+    """A replica holding a little data, closed (no WAL left)."""
+    home = tmp_path / "home"
+    with Replica.create(home, PASSPHRASE, cost=FAST) as rep:
+        rep.set("greeting", {"text": "hello", "n": 1})
+        rep.set_secret("device_key", b"\x01" * 32)
+        with rep.transaction():
+            for i in range(300):  # several pages, so damage can land past the first one
+                rep.set(f"filler-{i}", "x" * 200)
+    return home
+
+
+# -- create / open ---------------------------------------------------------------------
+
+
+def test_create_then_open_round_trip(made: Path) -> None:
+    with Replica.open(made, PASSPHRASE) as rep:
+        assert rep.get("greeting") == {"text": "hello", "n": 1}
+        assert rep.secret("device_key") == b"\x01" * 32
+        assert rep.get("filler-299") == "x" * 200
+        assert rep.get("absent", "default") == "default"
+        assert rep.secret("absent") is None
+
+
+def test_create_writes_header_and_private_files(made: Path) -> None:
+    header = json.loads((made / HEADER_NAME).read_text())
+    assert header["format"] == replica.FORMAT
+    assert header["kdf"] == "argon2id"
+    assert (header["opslimit"], header["memlimit"]) == (FAST.opslimit, FAST.memlimit)
+    assert len(b64d(header["salt"])) == 16
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    for name in (DB_NAME, HEADER_NAME):
+        assert stat.S_IMODE((made / name).stat().st_mode) == 0o600
+    assert not list(made.glob("*.tmp"))
+
+
+def test_salt_is_fresh_for_every_replica(tmp_path: Path) -> None:
+    salts = set()
+    for name in ("a", "b"):
+        Replica.create(tmp_path / name, PASSPHRASE, cost=FAST).close()
+        salts.add(json.loads((tmp_path / name / HEADER_NAME).read_text())["salt"])
+    assert len(salts) == 2
+
+
+def test_default_cost_is_interactive(tmp_path: Path) -> None:
+    Replica.create(tmp_path / "home", PASSPHRASE).close()
+    header = json.loads((tmp_path / "home" / HEADER_NAME).read_text())
+    assert header["opslimit"] == INTERACTIVE.opslimit
+    assert header["memlimit"] == INTERACTIVE.memlimit
+    assert INTERACTIVE != FAST
+
+
+def test_create_refuses_an_existing_replica_and_a_short_passphrase(made: Path, tmp_path: Path) -> None:
+    before = snapshot(made)
+    with pytest.raises(AlreadyEnrolled):
+        Replica.create(made, PASSPHRASE, cost=FAST)
+    assert snapshot(made) == before
+    with pytest.raises(WrongPassphrase, match="at least 8"):
+        Replica.create(tmp_path / "short", "1234567", cost=FAST)
+    assert not replica.exists(tmp_path / "short")
+
+
+# -- wrong passphrase, not enrolled, damage ------------------------------------------------
+
+
+def test_wrong_passphrase_raises_and_writes_nothing(made: Path) -> None:
+    before = snapshot(made)
+    with pytest.raises(WrongPassphrase):
+        Replica.open(made, PASSPHRASE + "!")
+    assert snapshot(made) == before
+    Replica.open(made, PASSPHRASE).close()  # the right one still works
+
+
+def test_wrong_passphrase_while_the_replica_is_open_elsewhere(made: Path) -> None:
+    """With a WAL and shared-memory file present, a wrong passphrase still changes nothing."""
+    with Replica.open(made, PASSPHRASE) as rep:
+        rep.set("while-open", 1)
+        assert (made / f"{DB_NAME}-wal").exists()
+        before = snapshot(made)
+        with pytest.raises(WrongPassphrase):
+            Replica.open(made, "not the passphrase")
+        after = snapshot(made)
+        # The -shm file is SQLite's shared-memory WAL index: any reader updates its read
+        # marks there. It holds no data; the database, its WAL and the header must not move.
+        assert after.keys() == before.keys()
+        for name in (DB_NAME, f"{DB_NAME}-wal", HEADER_NAME):
+            assert after[name] == before[name], name
+        assert rep.get("while-open") == 1
+
+
+def test_opening_a_home_without_replica_is_not_enrolled(tmp_path: Path) -> None:
+    with pytest.raises(NotEnrolled, match="enroll"):
+        Replica.open(tmp_path / "nowhere", PASSPHRASE)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NotEnrolled):
+        Replica.open(tmp_path / "empty", PASSPHRASE)
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+def test_a_replica_without_enrollment_is_no_device(tmp_path: Path) -> None:
+    with Replica.create(tmp_path / "home", PASSPHRASE, cost=FAST) as rep, pytest.raises(NotEnrolled):
+        Device(rep)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "{not json",
+        "",
+        json.dumps({"format": replica.FORMAT, "kdf": "argon2id", "opslimit": 1, "memlimit": 8192}),  # no salt
+        json.dumps({"format": replica.FORMAT, "salt": "AAAA", "opslimit": 1, "memlimit": 8192}),  # short salt
+        json.dumps(["a", "list"]),
+        json.dumps({"format": replica.FORMAT, "salt": "A" * 22, "opslimit": 0, "memlimit": 8192}),
+        json.dumps({"format": replica.FORMAT, "salt": "A" * 22, "opslimit": 1, "memlimit": 10}),
+        json.dumps({"format": replica.FORMAT, "salt": "A" * 22, "opslimit": "many", "memlimit": 8192}),
+    ],
+    ids=["not-json", "empty", "no-salt", "short-salt", "list", "no-passes", "no-memory", "text-cost"],
+)
+def test_damaged_header_is_replica_damaged(made: Path, header: str) -> None:
+    (made / HEADER_NAME).write_text(header)
+    with pytest.raises(ReplicaDamaged):
+        Replica.open(made, PASSPHRASE)
+
+
+def test_header_of_another_format_is_replica_damaged(made: Path) -> None:
+    header = json.loads((made / HEADER_NAME).read_text())
+    (made / HEADER_NAME).write_text(json.dumps({**header, "format": "something-else/9"}))
+    with pytest.raises(ReplicaDamaged):
+        Replica.open(made, PASSPHRASE)
+
+
+def test_missing_header_is_replica_damaged(made: Path) -> None:
+    (made / HEADER_NAME).unlink()
+    with pytest.raises(ReplicaDamaged):
+        Replica.open(made, PASSPHRASE)
+
+
+@pytest.mark.parametrize("where", [0.0, 0.3, 0.5, 0.97], ids=["first-page", "early", "middle", "last-page"])
+def test_garbage_in_the_file_never_opens_silently(made: Path, where: float) -> None:
+    path = made / DB_NAME
+    size = path.stat().st_size
+    assert size > 8 * 4096
+    offset = 100 if where == 0.0 else int(size * where)
+    with path.open("r+b") as f:
+        f.seek(offset)
+        f.write(os.urandom(64))
+    with pytest.raises(ReplicaError) as caught:
+        rep = Replica.open(made, PASSPHRASE)
+        rep.close()  # pragma: no cover - only reached if damage went unnoticed
+    assert isinstance(caught.value, WrongPassphrase | ReplicaDamaged)
+
+
+# -- nothing readable on disk ------------------------------------------------------------
+
+CANARY = "CANARY-7f3a"
+
+
+def leak_forms(secret: bytes) -> list[bytes]:
+    """``secret`` as bytes, UTF-16 both ways, hex, and base64 (standard and url-safe) at any alignment."""
+    forms = [secret, secret.hex().encode(), secret.hex().upper().encode()]
+    text = secret.decode("latin-1")
+    forms += [text.encode("utf-16-le"), text.encode("utf-16-be")]
+    for shift in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\x00" * shift + secret)
+            # drop the characters that depend on the neighbouring bytes
+            start = (shift * 4 + 2) // 3
+            forms.append(encoded[start : len(encoded) - 4].rstrip(b"="))
+    return [f for f in forms if len(f) >= 8]
+
+
+def leaks(folder: Path, secrets: list[bytes]) -> list[str]:
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            data = path.read_bytes()
+            found += [f"{path.name}: {form!r}" for s in secrets for form in leak_forms(s) if form in data]
+    return found
+
+
+def test_leak_forms_finds_what_it_should(tmp_path: Path) -> None:
+    """The search itself works: plain, UTF-16 and base64 copies are all caught."""
+    secret = CANARY.encode()
+    for i, blob in enumerate(
+        [
+            b"xx" + secret + b"yy",
+            ("abc" + CANARY).encode("utf-16-le"),
+            base64.b64encode(b"q" + secret + b"zz"),
+            base64.urlsafe_b64encode(b"pp" + secret),
+        ]
+    ):
+        (tmp_path / f"f{i}").write_bytes(blob)
+        assert leaks(tmp_path, [secret]), blob
+        (tmp_path / f"f{i}").unlink()
+
+
+@sqlite_hub
+def test_nothing_readable_reaches_the_disk(laptop: MakeLaptop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_tmp = tmp_path / "sqlite-tmp"
+    sqlite_tmp.mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(sqlite_tmp))  # where SQLite would spill temp files
+    lee = laptop("SPD", "Sgt. Lee")
+    kim = laptop("SPD", "Ofc. Kim")
+    for i in range(40):
+        edits.create(lee.device, "resources", {"kind": "vehicle", "name": f"{CANARY} unit {i}", "notes": CANARY * 20})
+    contact = edits.create(kim.device, "contacts", {"name": f"{CANARY} liaison", "role": "liaison"})
+    edits.update(kim.device, contact["id"], {"notes": f"radio {CANARY}"})
+    lee.sync()
+    kim.sync()  # kim's replica now holds pulled changes too
+    assert len(state.list_records(kim.replica, "resources")) == 40
+    assert all(CANARY in r["name"] for r in state.list_records(kim.replica, "resources"))
+    secrets = [CANARY.encode(), kim.replica.secret("device_key") or b"?", lee.replica.secret("device_key") or b"?"]
+
+    # Open, with a WAL in use.
+    home = kim.home
+    assert (home / f"{DB_NAME}-wal").exists() and (home / f"{DB_NAME}-wal").stat().st_size > 0
+    names = {p.name for p in home.iterdir()}
+    assert names <= {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", HEADER_NAME}, names
+    assert leaks(home, secrets) == []
+    assert leaks(lee.home, secrets) == []
+    assert leaks(sqlite_tmp, secrets) == []
+
+    # Closed: WAL checkpointed into the database file.
+    kim.replica.close()
+    lee.replica.close()
+    assert leaks(home, secrets) == []
+    assert leaks(lee.home, secrets) == []
+    assert leaks(sqlite_tmp, secrets) == []
+    assert not any(sqlite_tmp.iterdir())
+
+    kim.reopen()  # and the values are still there for the right passphrase
+    assert state.get_record(kim.replica, contact["id"])["notes"] == f"radio {CANARY}"  # type: ignore[index]
+    lee.reopen()
+
+
+# -- migrations and transactions ------------------------------------------------------------
+
+
+def test_user_version_is_the_last_migration(made: Path) -> None:
+    with Replica.open(made, PASSPHRASE) as rep:
+        assert rep.conn.execute("PRAGMA user_version").fetchone()[0] == MIGRATIONS[-1][0]
+        tables = {r["name"] for r in rep.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"meta", "secrets", "records", "changes", "outbox", "conflicts", "refused"} <= tables
+        assert rep.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_registered_migration_runs_once_on_open(made: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nxt = MIGRATIONS[-1][0] + 1
+    monkeypatch.setattr(
+        replica, "MIGRATIONS", [*MIGRATIONS, (nxt, "CREATE TABLE extra (x TEXT); INSERT INTO extra VALUES ('one')")]
+    )
+    for _ in range(2):
+        with Replica.open(made, PASSPHRASE) as rep:
+            assert rep.conn.execute("PRAGMA user_version").fetchone()[0] == nxt
+            assert rep.rows("SELECT x FROM extra") == [{"x": "one"}]  # ran exactly once
+            assert rep.get("greeting") == {"text": "hello", "n": 1}
+
+
+def test_a_failing_migration_leaves_nothing_half_done(made: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nxt = MIGRATIONS[-1][0] + 1
+    broken = "CREATE TABLE extra (x TEXT); INSERT INTO meta(key, value) VALUES ('m', '1'); CREATE TABLE meta (x)"
+    monkeypatch.setattr(replica, "MIGRATIONS", [*MIGRATIONS, (nxt, broken)])
+    with pytest.raises(Exception, match="already exists"):
+        Replica.open(made, PASSPHRASE)
+    monkeypatch.setattr(replica, "MIGRATIONS", MIGRATIONS)
+    with Replica.open(made, PASSPHRASE) as rep:
+        assert rep.conn.execute("PRAGMA user_version").fetchone()[0] == MIGRATIONS[-1][0]
+        assert rep.rows("SELECT name FROM sqlite_master WHERE name = 'extra'") == []
+        assert rep.get("m") is None
+
+
+def test_transaction_rolls_back_on_error(made: Path) -> None:
+    with Replica.open(made, PASSPHRASE) as rep:
+        with pytest.raises(RuntimeError, match="boom"), rep.transaction():
+            rep.set("inside", 1)
+            rep.set_secret("inside", b"s")
+            assert rep.get("inside") == 1  # visible inside the transaction
+            raise RuntimeError("boom")
+        assert rep.get("inside") is None
+        assert rep.secret("inside") is None
+        assert not rep.conn.in_transaction
+        with rep.transaction():  # and the replica is usable afterwards
+            rep.set("after", 2)
+    with Replica.open(made, PASSPHRASE) as rep:
+        assert rep.get("after") == 2
+        assert rep.get("inside") is None
+
+
+def test_nested_transaction_is_one_transaction(made: Path) -> None:
+    with Replica.open(made, PASSPHRASE) as rep:
+        with pytest.raises(KeyError), rep.transaction():
+            rep.set("outer", 1)
+            with rep.transaction():
+                rep.set("inner", 2)
+            raise KeyError("after the inner one committed nothing on its own")
+        assert rep.get("outer") is None and rep.get("inner") is None
+        with rep.transaction():
+            rep.set("outer", 1)
+            with pytest.raises(ValueError), rep.transaction():
+                raise ValueError("inner failure, caught inside the outer transaction")
+            assert rep.conn.in_transaction
+        assert rep.get("outer") == 1
+
+
+@sqlite_hub
+def test_status_of_a_fresh_laptop(laptop: MakeLaptop) -> None:
+    lee = laptop("SPD", "Sgt. Lee")
+    info = agent.status(lee.device)
+    assert info["device_id"] == lee.device.device_id
+    assert (info["agency"], info["officer"], info["pending"]) == ("SPD", "Sgt. Lee", 0)
+    assert info["last_sync_at"] is None
