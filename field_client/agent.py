@@ -237,3 +237,18 @@ def status(device: Device) -> dict[str, Any]:
         ],
         "refused": replica.rows("SELECT change_id, record_id, reason, received_at FROM refused ORDER BY id"),
     }
+
+
+def conflicts(device: Device) -> dict[str, Any]:
+    """Every conflict and double booking on this laptop, both sides shown."""
+    replica = device.replica
+    rows = replica.rows(
+        "SELECT id, record_id, collection, field, winner, loser, detected_at FROM conflicts ORDER BY id"
+    )
+    for row in rows:
+        row["winner"], row["loser"] = json.loads(row["winner"]), json.loads(row["loser"])
+    bookings = replica.rows(
+        "SELECT id, resource_id, first, second, overlap_start, overlap_end, detected_at"
+        " FROM double_bookings ORDER BY id"
+    )
+    return {"conflicts": rows, "double_bookings": bookings}

@@ -343,6 +343,32 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@clear_errors
+def conflicts(ctx: click.Context, as_json: bool) -> None:
+    """Conflicts and double bookings this laptop knows of, with both sides."""
+    with opened(ctx) as device:
+        found = agent.conflicts(device)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for c in found["conflicts"]:
+        winner, loser = c["winner"], c["loser"]
+        click.echo(
+            f"{c['collection']} {c['record_id']} field {c['field']}: {winner['value']!r} (kept, device "
+            f"{winner['device']}) over {loser['value']!r} (device {loser['device']})"
+        )
+    for b in found["double_bookings"]:
+        click.echo(
+            f"double booking of resource {b['resource_id']}: reservations {b['first']} and {b['second']} "
+            f"overlap {b['overlap_start']} .. {b['overlap_end']}"
+        )
+    if not found["conflicts"] and not found["double_bookings"]:
+        click.echo("no conflicts")
+
+
+@main.command()
 @click.argument("bundle_path", metavar="BUNDLE.json", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 @clear_errors
