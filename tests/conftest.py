@@ -50,12 +50,12 @@ def postgres_unavailable() -> str | None:
     try:
         _connect(PG_URL).close()
         return None
-    except Exception:  # noqa: BLE001 - any failure: try to start it once
+    except Exception:
         _start_local_server()
     try:
         _connect(PG_URL).close()
         return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"no PostgreSQL at {PG_URL} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
 
 
