@@ -171,10 +171,23 @@ def canonical(obj: Any) -> bytes:
         raise CanonicalError("string holds a lone surrogate, which is not valid UTF-8") from exc
 
 
-def signing_bytes(kind: str, obj: Any) -> bytes:
-    """The exact bytes signed for an object of the given kind."""
+def canonical_plain(obj: Any) -> bytes:
+    """:func:`canonical` for a value its caller has already checked is plain (no
+    float, no integer beyond 2**53-1, only ASCII object keys): the same bytes,
+    without scanning the value again. Only the change hot path uses it, right
+    after crypto.changes has checked every type; tests check it equals
+    :func:`canonical` on every plain value."""
+    try:
+        return _fast(obj).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CanonicalError("string holds a lone surrogate, which is not valid UTF-8") from exc
+
+
+def signing_bytes(kind: str, obj: Any, *, plain: bool = False) -> bytes:
+    """The exact bytes signed for an object of the given kind (``plain``: the caller
+    has checked the value is plain, see :func:`canonical_plain`)."""
     try:
         prefix = DOMAINS[kind]
     except KeyError:
         raise CanonicalError(f"unknown kind of signed object: {kind!r}") from None
-    return prefix + canonical(obj)
+    return prefix + (canonical_plain(obj) if plain else canonical(obj))

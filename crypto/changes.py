@@ -62,6 +62,8 @@ def _digests(fields: Any) -> dict[str, str]:
     out = {}
     hash_ = get_provider().hash
     for name, entry in fields.items():
+        if type(name) is not str:
+            raise VerificationError("field names must be text")
         if type(entry) is not dict:
             raise VerificationError(f"field {name!r} must be an object")
         if len(entry) == 2 and "salt" in entry and "value" in entry:
@@ -99,6 +101,8 @@ def _check_header(change: dict[str, Any]) -> None:
     base = change["base"]
     if type(base) is not dict or not all(v is None or type(v) is str for v in base.values()):
         raise VerificationError("base must map field names to clock text or null")
+    if not all(type(k) is str for k in base):
+        raise VerificationError("base names fields with text only")
 
 
 def _signed_bytes(change: dict[str, Any]) -> bytes:
@@ -107,8 +111,12 @@ def _signed_bytes(change: dict[str, Any]) -> bytes:
     except KeyError as exc:
         raise VerificationError(f"change has no {exc.args[0]!r}") from None
     _check_header(change)
-    payload["fields"] = _digests(change.get("fields"))
-    return signing_bytes("change", payload)
+    payload["fields"] = digests = _digests(change.get("fields"))
+    # every header value's type was checked above and digests are base64url text: with
+    # ASCII field names (always, for fieldsync's schemas) the payload is plain and its
+    # canonical bytes need no second scan; other names take the full JCS path
+    plain = all(map(str.isascii, digests)) and all(map(str.isascii, change["base"]))
+    return signing_bytes("change", payload, plain=plain)
 
 
 def change_hash(change: dict[str, Any]) -> str:

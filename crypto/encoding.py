@@ -16,6 +16,8 @@ from .errors import KeyFormatError
 
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_CANONICAL_LAST = {2: frozenset(_ALPHABET[::16]), 3: frozenset(_ALPHABET[::4])}
 
 
 def b64e(data: bytes) -> str:
@@ -25,7 +27,7 @@ def b64e(data: bytes) -> str:
 
 def b64d(text: str, *, length: int | None = None, what: str = "value") -> bytes:
     """Decode unpadded base64url text, refusing any non-canonical form."""
-    if type(text) is not str or not text.isascii() or "+" in text or "/" in text or len(text) % 4 == 1:
+    if type(text) is not str or not text.isascii() or "+" in text or "/" in text or "=" in text or len(text) % 4 == 1:
         raise KeyFormatError(f"{what} is not unpadded base64url text")
     try:
         data = binascii.a2b_base64(
@@ -33,7 +35,8 @@ def b64d(text: str, *, length: int | None = None, what: str = "value") -> bytes:
         )
     except binascii.Error:
         raise KeyFormatError(f"{what} is not unpadded base64url text") from None
-    if b64e(data) != text:  # unused trailing bits set: a second spelling of the same bytes
+    tail = len(text) % 4  # 2 or 3 characters in the last group leave 4 or 2 bits unused
+    if tail and text[-1] not in _CANONICAL_LAST[tail]:  # unused bits set: a second spelling
         raise KeyFormatError(f"{what} is not in canonical base64url form")
     if length is not None and len(data) != length:
         raise KeyFormatError(f"{what} must be {length} bytes, got {len(data)}")

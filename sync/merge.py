@@ -23,10 +23,11 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 
 from .changes import DELETED, Change
-from .conflicts import Conflict, Version, in_conflict
+from .conflicts import Conflict, Version, same_value
 from .errors import ChangeRejected
 
 
@@ -34,12 +35,14 @@ def _key(v: Version) -> tuple[str, str, str]:
     return (v.hlc, v.device, v.change_id)
 
 
-@dataclass(frozen=True, slots=True)
-class RecordState:
+class RecordState(NamedTuple):
+    """One record's merged state: every version of every field, sorted by (hlc, device).
+    (A NamedTuple, like Change and Version: immutable and cheap to build per apply.)"""
+
     collection: str
     record_id: str
     agency: str
-    history: Mapping[str, tuple[Version, ...]] = field(default_factory=dict)
+    history: Mapping[str, tuple[Version, ...]] = MappingProxyType({})
 
     def winner(self, name: str) -> Version | None:
         versions = self.history.get(name)
@@ -78,8 +81,7 @@ class RecordState:
         return i < len(versions) and versions[i].change_id == change.id
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     record: RecordState
     status: Literal["applied", "duplicate"]
     conflicts: tuple[Conflict, ...] = ()
@@ -100,28 +102,47 @@ def apply(record: RecordState | None, change: Change) -> Outcome:
 
     history = dict(record.history)
     found: list[Conflict] = []
+    collection, record_id, device = record.collection, record.record_id, change.device
     for name in change.written():
+        base = change.base.get(name)
         if name == DELETED:
-            new = Version(change.hlc, change.device, change.id, change.base.get(name), change.deleted)
+            new = Version(change.hlc, device, change.id, base, change.deleted)
         elif name in change.values:
-            new = Version(change.hlc, change.device, change.id, change.base.get(name), change.values[name])
+            new = Version(change.hlc, device, change.id, base, change.values[name])
         else:
-            new = Version(change.hlc, change.device, change.id, change.base.get(name), None, change.withheld[name])
+            new = Version(change.hlc, device, change.id, base, None, change.withheld[name])
         versions = history.get(name, ())
-        at = bisect_left(versions, new.key, key=_key)
-        # earlier versions this one overwrote unseen: those newer than its base
+        count = len(versions)
+        key = (new.hlc, device, new.change_id)
+        last = versions[-1] if count else None
+        at = (
+            count
+            if last is None or (last.hlc, last.device, last.change_id) < key
+            else bisect_left(versions, key, key=_key)
+        )
+        # earlier versions this one overwrote without seeing them: those newer than its base
         for j in range(at - 1, -1, -1):
             old = versions[j]
-            if new.base is not None and old.hlc <= new.base:
+            if base is not None and old.hlc <= base:
                 break
-            if in_conflict(old, new):
-                found.append(Conflict(record.collection, record.record_id, name, new, old))
+            if old.device != device and _differ(old, new):
+                found.append(Conflict(collection, record_id, name, new, old))
         # later versions that overwrote this one without seeing it
-        for later in versions[at:]:
-            if in_conflict(new, later):
-                found.append(Conflict(record.collection, record.record_id, name, later, new))
-        history[name] = (*versions[:at], new, *versions[at:])
-    return Outcome(RecordState(record.collection, record.record_id, record.agency, history), "applied", tuple(found))
+        for k in range(at, count):
+            later = versions[k]
+            if later.device != device and (later.base is None or later.base < new.hlc) and _differ(new, later):
+                found.append(Conflict(collection, record_id, name, later, new))
+        history[name] = (*versions, new) if at == count else (*versions[:at], new, *versions[at:])
+    return Outcome(RecordState(collection, record_id, record.agency, history), "applied", tuple(found))
+
+
+def _differ(a: Version, b: Version) -> bool:
+    """Both values known and different (the inlined core of conflicts.in_conflict)."""
+    if a.digest is not None or b.digest is not None:
+        return False
+    if type(a.value) is type(b.value) and a.value == b.value:
+        return False
+    return same_value(a, b) is False
 
 
 @dataclass(slots=True)

@@ -242,3 +242,22 @@ def test_a_signature_for_one_kind_does_not_verify_as_another(signed_as: str, ver
     assert key.verify_key.verify(signing_bytes(signed_as, obj), signature)
     with pytest.raises(VerificationError):
         key.verify_key.verify(signing_bytes(verified_as, obj), signature)
+
+
+_plain_scalars = st.none() | st.booleans() | st.integers(-(2**53 - 1), 2**53 - 1) | st.text(max_size=20)
+_plain_values = st.recursive(
+    _plain_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet=st.characters(max_codepoint=127), max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_plain_values)
+def test_canonical_plain_gives_the_same_bytes_on_plain_values(value: object) -> None:
+    from crypto.canonical import canonical_plain
+
+    assert canonical_plain(value) == canonical(value) == rfc8785.dumps(value)
