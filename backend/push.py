@@ -200,6 +200,7 @@ def _release_held(dev: Device, head: Any, verifier: Verifier) -> None:
 def _admit(dev: Device, head: Any, change: Change) -> Result:
     savepoint = db.session.begin_nested()
     try:
+        _check_envelope(change)
         if db.session.scalar(select(LogEntry.seq).where(LogEntry.change_id == change.id)) is not None:
             raise Refused(f"change id {change.id} was already used")
         row, state = records.load(change.record_id, lock=True)

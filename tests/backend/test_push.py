@@ -157,21 +157,29 @@ def test_two_changes_signed_at_one_seq_quarantine_the_device(hub: Hub, live: str
 def test_invalid_changes_are_rejected_with_field_details_and_nothing_is_stored(hub: Hub, live: str) -> None:
     hub.agency("SPD")
     lee = Officer(live, hub.token("SPD", "Sgt. Lee"))
-    text_quantity = sign_as(lee, values={**RESOURCE, "quantity": "3"})
-    unknown_field = sign_as(lee, values={**RESOURCE, "colour": "blue"})
-    bad_status = sign_as(lee, values={**RESOURCE, "status": "lost"})
-    results = lee.push(text_quantity, unknown_field, bad_status)
+    # authentic links of the feed with invalid values: refused with field details, and the
+    # feed moves past them (an honest laptop must not be stuck behind its own bad change)
+    invalid = []
+    for values in ({**RESOURCE, "quantity": "3"}, {**RESOURCE, "colour": "blue"}, {**RESOURCE, "status": "lost"}):
+        wire = sign_as(lee, values=values)
+        follow(lee, wire)
+        invalid.append(wire)
+    text_quantity, unknown_field, bad_status = invalid
+    results = lee.push(*invalid)
     assert statuses(results) == ["rejected"] * 3
     assert [r["id"] for r in results] == [text_quantity["id"], unknown_field["id"], bad_status["id"]]
     assert all(r["reason"] == "invalid change" for r in results)
     assert set(results[0]["details"]["fields"]) == {"quantity"}
     assert set(results[1]["details"]["fields"]) == {"colour"}
     assert set(results[2]["details"]["fields"]) == {"status"}
-    assert rows(hub.app, LogEntry) == [] and rows(hub.app, Record) == [] and rows(hub.app, FeedLink) == []
+    assert rows(hub.app, LogEntry) == [] and rows(hub.app, Record) == []
+    links = rows(hub.app, FeedLink, order_by=FeedLink.seq)
+    assert [(link.seq, link.status) for link in links] == [(1, "rejected"), (2, "rejected"), (3, "rejected")]
     audited = rejections(hub)
     assert set(audited) == {text_quantity["id"], unknown_field["id"], bad_status["id"]}
     assert set(audited[text_quantity["id"]]["fields"]["fields"]) == {"quantity"}
-    # a malformed envelope is rejected per change, before its signature is even checked
+    # malformed envelopes that do not verify are not the device's word: rejected per change,
+    # and they move nothing
     good = sign_as(lee)
     no_seq = {k: v for k, v in good.items() if k != "seq"}
     bad_id = {**good, "id": "not-a-uuid"}
@@ -179,15 +187,16 @@ def test_invalid_changes_are_rejected_with_field_details_and_nothing_is_stored(h
     results = lee.push(no_seq, bad_id, text_seq, {})
     assert statuses(results) == ["rejected"] * 4
     assert [r["id"] for r in results] == [good["id"], "not-a-uuid", good["id"], None]
-    assert set(results[0]["details"]) == {"seq"} and set(results[1]["details"]) == {"id"}
-    assert set(results[2]["details"]) == {"seq"} and "signature" in results[3]["details"]
-    assert rows(hub.app, LogEntry) == [] and rows(hub.app, FeedLink) == []
+    assert "seq" in results[0]["reason"] and "seq" in results[2]["reason"]
+    assert "signature" in results[1]["reason"]
+    assert rows(hub.app, LogEntry) == [] and len(rows(hub.app, FeedLink)) == 3
     assert len(audit_entries(hub.app, "change.rejected")) == 7
     # a batch item that is not an object at all fails the request's own schema
     body = error_body(raw(live, "POST", PUSH, {"changes": [good, "not a change"]}, officer=lee), 422)
     assert set(body["details"]) == {"changes"}
-    # the feed did not move: a valid change at seq 1 is the next link
+    # the feed is at seq 3: a valid change is the next link
     assert statuses(lee.push(lee.create())) == ["accepted"]
+    assert [link.seq for link in rows(hub.app, FeedLink, order_by=FeedLink.seq)] == [1, 2, 3, 4]
 
 
 def test_forged_foreign_and_future_changes_are_rejected(hub: Hub, live: str) -> None:
@@ -386,3 +395,21 @@ def test_concurrent_edits_and_overlapping_bookings_are_queued_for_review(hub: Hu
     assert booking.resource_id == rid and booking.status == "open"
     assert {booking.first, booking.second} == {first["record_id"], overlap["record_id"]}
     assert (booking.overlap_start, booking.overlap_end) == ("2030-05-01T10:00:00Z", "2030-05-01T11:00:00Z")
+
+
+def test_an_update_with_an_invalid_value_is_refused_and_changes_nothing(hub: Hub, live: str) -> None:
+    hub.agency("SPD")
+    lee = Officer(live, hub.token("SPD", "Sgt. Lee"))
+    created = lee.create()
+    assert statuses(lee.push(created)) == ["accepted"]
+    bad = lee.change("resources", {"status": "lost", "quantity": -1}, record_id=created["record_id"])
+    [result] = lee.push(bad)
+    assert result["status"] == "rejected" and result["reason"] == "invalid change"
+    assert set(result["details"]["fields"]) == {"status", "quantity"}
+    [record] = rows(hub.app, Record)
+    assert record.values["status"] == "available" and record.values["quantity"] == 1
+    assert log_ids(hub) == [created["id"]]
+    # the refused link still moved the feed: the laptop's next change is accepted
+    assert statuses(lee.push(lee.change("resources", {"status": "deployed"}, record_id=created["record_id"]))) == [
+        "accepted"
+    ]
