@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The hub's tests run against this PostgreSQL too (a fresh database per run on it).
 export FIELDSYNC_TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: test lint typecheck bench demo clean
+.PHONY: test lint typecheck bench demo clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium through Playwright (no browser download).
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -72,3 +72,26 @@ def postgres_url() -> Iterator[str]:
     yield f"{base}/{name}"
     with _connect(PG_URL) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+CHROMIUM = os.environ.get("FIELDSYNC_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (``make test`` installs it when missing).
+
+    Shared by the browser suites (tests/web for the hub's pages, the officer's
+    ``fieldsync ui``): one headless browser per test session; each test opens its
+    own context (``browser.new_context()``) so cookies never leak between tests.
+    """
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM} (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
