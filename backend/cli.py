@@ -20,6 +20,7 @@ from typing import Any
 import click
 from flask import Flask
 from sqlalchemy import make_url, select
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from sync.schemas import AGENCY_RE
 
@@ -49,8 +50,19 @@ def hub_command(fn: Callable[..., Any]) -> Callable[..., Any]:
             except HubError as exc:
                 db.session.rollback()
                 raise click.ClickException(exc.message) from None
+            except (OperationalError, ProgrammingError) as exc:
+                db.session.rollback()
+                raise click.ClickException(_database_problem(exc)) from None
 
     return wrapper
+
+
+def _database_problem(exc: DBAPIError) -> str:
+    """One line for a database that is missing its tables or cannot be reached."""
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+    if "no such table" in detail or ("relation" in detail and "does not exist" in detail):
+        return f"the hub database at {_database()} is not initialized: run `fieldsync-hub init` first"
+    return f"the hub database at {_database()} cannot be used ({detail}); check FIELDSYNC_DATABASE_URL"
 
 
 def _database() -> str:

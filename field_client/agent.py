@@ -210,8 +210,14 @@ def _check_checkpoint(device: Device, checkpoint: Any) -> None:
 
 
 def backoff(failures: int, *, base: float = 5.0, cap: float = 900.0, rng: random.Random | None = None) -> float:
-    """Capped exponential backoff with full jitter (seconds before the next try)."""
-    ceiling = min(cap, base * 2 ** max(0, failures - 1))
+    """Capped exponential backoff with "equal jitter" (seconds before the next try).
+
+    The wait is drawn from [ceiling/2, ceiling]: never near zero (a laptop that
+    just failed does not hammer the hub), yet spread so that a fleet coming back
+    online does not retry in step. The exponent is clamped, so a hub down for
+    weeks (thousands of failures) still yields ``cap``, never an overflow.
+    """
+    ceiling = min(cap, base * 2.0 ** min(max(0, failures - 1), 32))
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 

@@ -6,6 +6,8 @@ Rules this module owns:
   inside the encrypted replica; the hub sees its public half.
 - The key registry is pinned at enrollment (size and head hash); a later
   registry is accepted only if it extends the pinned one (crypto.registry).
+- A remote clock more than ``FIELDSYNC_MAX_CLOCK_DRIFT`` seconds ahead of this
+  laptop's (default 24 h, the hub's setting of the same name) is refused.
 - The clock's last value and the feed's (seq, prev) are stored with every
   change in the same transaction, so a crash can neither reuse a seq nor let
   the clock step back.
@@ -13,13 +15,14 @@ Rules this module owns:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from crypto import KeyRegistry, RegistryHead, SigningKey, entry_hash
 from sync import Clock, Verifier
 from sync.hlc import DEFAULT_MAX_DRIFT_MS
 
-from .errors import NotEnrolled
+from .errors import ClientError, NotEnrolled
 from .replica import Replica
 
 
@@ -45,10 +48,24 @@ def enroll_into(replica: Replica, *, hub_url: str, key: SigningKey, answer: dict
             replica.set(name, value)
 
 
+def configured_max_drift_ms() -> int:
+    """``FIELDSYNC_MAX_CLOCK_DRIFT`` (whole seconds) in milliseconds, or the default."""
+    raw = os.environ.get("FIELDSYNC_MAX_CLOCK_DRIFT")
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_DRIFT_MS
+    try:
+        seconds = int(raw)
+    except ValueError:
+        seconds = 0
+    if seconds <= 0:
+        raise ClientError(f"FIELDSYNC_MAX_CLOCK_DRIFT must be a whole number of seconds above 0, not {raw!r}")
+    return seconds * 1000
+
+
 class Device:
     """The enrolled laptop, read from its replica."""
 
-    def __init__(self, replica: Replica, *, max_drift_ms: int = DEFAULT_MAX_DRIFT_MS) -> None:
+    def __init__(self, replica: Replica, *, max_drift_ms: int | None = None) -> None:
         seed = replica.secret("device_key")
         if seed is None or replica.get("device_id") is None:
             raise NotEnrolled("this replica is not enrolled yet: run `fieldsync enroll`")
@@ -59,7 +76,7 @@ class Device:
         self.officer: str = replica.get("officer")
         self.hub_url: str = replica.get("hub_url")
         self.certificate: dict[str, Any] = replica.get("certificate")
-        self.max_drift_ms = max_drift_ms
+        self.max_drift_ms = configured_max_drift_ms() if max_drift_ms is None else max_drift_ms
         self._registry: KeyRegistry | None = None
 
     @property

@@ -5,7 +5,8 @@ The server's address comes from ``FIELDSYNC_TEST_POSTGRES`` (``make test`` and
 test session gets its own fresh database on that server, dropped at the end.
 If the server is down, the fixture tries to start it (``pg_ctlcluster``); only
 where no PostgreSQL can be had are the PostgreSQL variants skipped, with the
-reason shown in the summary (``-ra``).
+reason shown in the summary (``-ra``) — except under ``FIELDSYNC_REQUIRE_POSTGRES=1``
+(.ci/run sets it: CI machines have a server), where that is a failure.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def postgres_unavailable() -> str | None:
 def postgres_url() -> Iterator[str]:
     """A fresh database for this test session on the configured server."""
     reason = postgres_unavailable()
+    if reason and os.environ.get("FIELDSYNC_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"PostgreSQL is required here (FIELDSYNC_REQUIRE_POSTGRES=1): {reason}")
     if reason:
         pytest.skip(f"PostgreSQL variant skipped: {reason}")
     name = f"fieldsync_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"

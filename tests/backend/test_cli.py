@@ -245,6 +245,22 @@ def test_init_does_not_print_the_database_password(fresh: HubCli) -> None:
         assert f"{url.username}:***@" in out
 
 
+def test_commands_before_init_say_so_in_one_line(fresh: HubCli) -> None:
+    fresh.fails_all(
+        Fail(("agency", "create", "NPD", "--name", "North Police"), "not initialized: run `fieldsync-hub init`"),
+        Fail(("agency", "list"), "not initialized"),
+        Fail(("device", "token", "SPD", "--officer", "Jane"), "not initialized"),
+    )
+    # and nothing was created by trying: init still starts from an empty database
+    assert "initialized" in fresh.ok("init")
+
+
+def test_an_unreachable_database_is_one_line(fresh: HubCli) -> None:
+    unreachable = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    line = fresh.fails("agency", "list", env={"FIELDSYNC_DATABASE_URL": unreachable})
+    assert "cannot be used" in line and "127.0.0.1:1" in line
+
+
 # -- agencies -----------------------------------------------------------------------
 def test_agency_create_rotate_list(cli: HubCli) -> None:
     out = cli.ok("agency", "create", "NPD", "--name", "  North Police  ")

@@ -488,3 +488,11 @@ def test_backoff_is_jittered() -> None:
     assert min(delays) < 25.0 < max(delays)  # both halves of [20, 40] are used
     same = [agent.backoff(3, rng=random.Random(99)) for _ in range(2)]
     assert same[0] == same[1]  # the jitter comes from the given generator
+
+
+def test_backoff_stays_capped_after_weeks_of_failures() -> None:
+    # A hub down for weeks means thousands of failures in a row: 2**1024 would overflow a float
+    # and silently end `sync --watch` (the error escaped the retry branch).
+    rng = random.Random(11)
+    for failures in (1_025, 10_000, 10**9):
+        assert 450.0 <= agent.backoff(failures, rng=rng) <= 900.0

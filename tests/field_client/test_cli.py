@@ -251,3 +251,24 @@ def test_verify_a_provenance_bundle(hub: Hub, live: str, tmp_path: Path) -> None
     assert "cannot read" in cli.fails("verify", str(garbage))
     garbage.write_text("{}")
     assert "not a provenance bundle" in cli.fails("verify", str(garbage))
+
+
+@sqlite_only
+def test_the_laptop_reads_its_clock_drift_bound_from_the_environment(
+    hub: Hub, live: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from sync import ClockDriftError
+    from sync.hlc import Hlc
+
+    cli = quick(hub, live, tmp_path / "laptop")
+    ahead = Hlc(int(time.time() * 1000) + 2 * 3600 * 1000, 0, "00000000-0000-4000-8000-000000000001")
+    with Replica.open(cli.home, PASSPHRASE) as rep:
+        assert Device(rep).clock().observe(ahead).wall_ms == ahead.wall_ms  # the default 24 h admits 2 h
+        monkeypatch.setenv("FIELDSYNC_MAX_CLOCK_DRIFT", "3600")
+        with pytest.raises(ClockDriftError):
+            Device(rep).clock().observe(ahead)
+    for bad in ("soon", "0", "-5"):
+        monkeypatch.setenv("FIELDSYNC_MAX_CLOCK_DRIFT", bad)
+        assert "FIELDSYNC_MAX_CLOCK_DRIFT" in cli.fails("status")
