@@ -14,7 +14,7 @@ from flask import Flask, jsonify
 from sqlalchemy import text
 
 from . import db as database
-from . import errors, schema
+from . import errors, jobs, schema
 from .compression import Gzip
 from .settings import DEFAULTS
 
@@ -27,6 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.from_pyfile("config.py", silent=True)
         app.config.from_prefixed_env("FIELDSYNC")
     else:
+        app.config["SCHEDULER"] = False  # tests run scheduled jobs by hand unless they ask for the scheduler
         app.config.from_mapping(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config.get("DATABASE_URL"):
@@ -38,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.init_app(app)
     errors.init_app(app)
     schema.init_app(app)
+    jobs.init_app(app)
 
     from .api import bp as api_bp
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from sync.schemas import AGENCY_RE
 
-from . import agreements, audit, create_app, enroll, keystore, schema, users
+from . import agreements, audit, create_app, enroll, jobs, keystore, schema, users
 from .db import db
 from .errors import HubError, NotFound, Unprocessable
 from .models import Agency, AgencyKey, Agreement, Device, HubKey, LogHead
@@ -250,16 +250,27 @@ def agreement() -> None:
 @click.option("--from", "from_agency", required=True, help="Agency whose records are shared.")
 @click.option("--to", "to_agency", required=True, help="Agency that may see them.")
 @click.option("--collections", required=True, help="Comma-separated: resources,contacts,reservations.")
-@click.option("--withhold", multiple=True, help="A field the receiving agency sees only as a digest (repeatable).")
-@click.option("--write", multiple=True, help="A field the receiving agency may change (repeatable).")
+@click.option(
+    "--withhold",
+    multiple=True,
+    help="A field the receiving agency sees only as a digest (repeatable, or comma-separated).",
+)
+@click.option(
+    "--write", multiple=True, help="A field the receiving agency may change (repeatable, or comma-separated)."
+)
 @hub_command
 def agreement_add(
     from_agency: str, to_agency: str, collections: str, withhold: tuple[str, ...], write: tuple[str, ...]
 ) -> None:
     """Let one agency see (and optionally write) another's records."""
-    chosen = [c.strip() for c in collections.split(",") if c.strip()]
-    agreements.add(from_agency, to_agency, chosen, list(withhold), list(write), actor=ACTOR)
+    chosen = _items((collections,))
+    agreements.add(from_agency, to_agency, chosen, _items(withhold), _items(write), actor=ACTOR)
     click.echo(f"agreement added: {to_agency} sees {from_agency}'s {', '.join(chosen)}")
+
+
+def _items(values: tuple[str, ...]) -> list[str]:
+    """``--withhold notes --withhold phone`` and ``--withhold notes,phone`` mean the same."""
+    return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
 @agreement.command("remove")
@@ -326,6 +337,56 @@ def audit_verify() -> None:
             click.echo(problem, err=True)
         raise HubError(f"audit log is NOT intact: {len(report.problems)} problem(s) in {report.size} entries")
     click.echo(f"audit log intact: {report.size} entries")
+
+
+# -- scheduled jobs -----------------------------------------------------------
+@main.group("jobs")
+def jobs_group() -> None:
+    """Scheduled jobs (each runs once per interval across all hub processes)."""
+
+
+@jobs_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@hub_command
+def jobs_list(as_json: bool) -> None:
+    """Every job, its interval and its last run."""
+    from flask import current_app
+
+    seen = {row.name: row for row in jobs.runs()}
+    rows = []
+    for job in jobs.JOBS.values():
+        row = seen.get(job.name)
+        rows.append(
+            {
+                "name": job.name,
+                "every_s": current_app.config[job.interval_setting],
+                "last_outcome": row.last_outcome if row else None,
+                "last_finished_at": keystore.as_utc(row.last_finished_at).isoformat()
+                if row and row.last_finished_at
+                else None,
+                "next_run_at": keystore.as_utc(row.next_run_at).isoformat() if row else None,
+                "runs": row.runs if row else 0,
+                "summary": row.last_summary if row else None,
+                "help": job.help,
+            }
+        )
+    _emit(rows, as_json, ["name", "every_s", "last_outcome", "last_finished_at", "next_run_at", "runs"])
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@hub_command
+def jobs_run(name: str) -> None:
+    """Run one job now (it then runs again one interval later)."""
+    from flask import current_app
+
+    if name not in jobs.JOBS:
+        raise NotFound(f"no job {name!r}; jobs: {', '.join(jobs.JOBS)}")
+    outcome = jobs.run_due(current_app._get_current_object(), only=name, force=True)[name]  # type: ignore[attr-defined]
+    summary = next((row.last_summary for row in jobs.runs() if row.name == name), None)
+    if outcome != "ran":
+        raise HubError(f"job {name} {outcome}: {summary}")
+    click.echo(f"job {name} ran: {json.dumps(summary, default=str)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -250,3 +250,17 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(Stamp, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Stamp)
+
+
+class JobRun(Base):
+    """One row per scheduled job: the claim that makes it run once across processes (backend/jobs.py)."""
+
+    __tablename__ = "job_runs"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column(Stamp)
+    last_started_at: Mapped[datetime | None] = mapped_column(Stamp, nullable=True)
+    last_finished_at: Mapped[datetime | None] = mapped_column(Stamp, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    last_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    last_summary: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
+    runs: Mapped[int] = mapped_column(BigInteger, default=0)

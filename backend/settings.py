@@ -43,6 +43,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CLOCK_DRIFT", 86400, "Seconds a change's clock may run ahead of the hub's before it is refused."),
     Setting("TOKEN_TTL", 86400, "Seconds an enrollment token stays valid."),
     Setting("CERT_DAYS", 365, "Days a device certificate is valid."),
+    Setting(
+        "SCHEDULER",
+        True,
+        "Run the scheduled jobs (backend/jobs.py) in this process; `0` turns them off. "
+        "With several processes on one database each job still runs once per interval.",
+    ),
+    Setting("JOB_TICK", 60, "Seconds between a process's checks for due scheduled jobs."),
+    Setting("AUDIT_VERIFY_INTERVAL", 3600, "Seconds between scheduled re-verifications of the audit hash chain."),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}

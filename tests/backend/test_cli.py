@@ -489,3 +489,21 @@ def test_user_add(cli: HubCli) -> None:
     assert bad.returncode == 2
     assert "Error: Invalid value for '--role'" in bad.stderr and "'admin', 'staff'" in bad.stderr
     assert sorted(rows) == sorted(r[0] for r in cli.query("SELECT name FROM users"))
+
+
+# -- scheduled jobs -------------------------------------------------------------------
+def test_jobs_run_and_list(cli: HubCli) -> None:
+    assert "job audit-verify ran" in cli.ok("jobs", "run", "audit-verify")
+    rows = {row["name"]: row for row in cli.json("jobs", "list")}
+    assert rows["audit-verify"]["runs"] == 1 and rows["audit-verify"]["last_outcome"] == "ok"
+    assert rows["audit-verify"]["summary"]["ok"] is True
+    cli.fails_all(Fail(("jobs", "run", "no-such-job"), "no job 'no-such-job'"))
+
+
+def test_agreement_fields_may_be_comma_separated(cli: HubCli) -> None:
+    cli.ok(
+        "agreement", "add", "--from", "SPD", "--to", "CSO", "--collections", "resources",
+        "--withhold", "notes,description", "--write", "status",
+    )  # fmt: skip
+    (row,) = cli.json("agreement", "list")
+    assert sorted(row["withhold"].split(",")) == ["description", "notes"] and row["write"] == "status"
