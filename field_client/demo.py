@@ -266,6 +266,9 @@ def play(demo: Demo) -> dict[str, Any]:
     return statuses
 
 
+MARKER = ".fieldsync-demo"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--folder", default=str(ROOT / ".demo"))
@@ -273,8 +276,11 @@ def main() -> None:
     ap.add_argument("--no-serve", action="store_true", help="stop the hub at the end instead of leaving it running")
     args = ap.parse_args()
     folder = Path(args.folder)
-    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists() and any(folder.iterdir()) and not (folder / MARKER).exists():
+        raise SystemExit(f"{folder} is not empty and was not made by the demo: choose another --folder")
+    shutil.rmtree(folder, ignore_errors=True)  # the previous demo's hub, keys and laptops
     folder.mkdir(parents=True)
+    (folder / MARKER).write_text("made by `make demo`; removed by the next one\n")
     demo = Demo(folder, free_port(args.port))
     try:
         play(demo)

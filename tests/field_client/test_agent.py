@@ -292,6 +292,21 @@ def test_a_pull_cut_off_resumes_without_gaps_or_repeats(
     assert f"cursor={limit}" in pulls[2]
 
 
+def test_a_long_pull_reports_its_progress_page_by_page(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lee = laptop("SPD", "Sgt. Lee")
+    ray = laptop("SPD", "Ofc. Ray")
+    for i in range(7):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 3)
+    seen: list[tuple[int, int]] = []
+    agent.sync(ray.device, ray.client, progress=lambda done, total: seen.append((done, total)))
+    # what `fieldsync sync` draws its bar from: one call a page, rising to the log's size
+    assert seen == [(3, 7), (6, 7), (7, 7)]
+
+
 # -- checkpoints and the registry ---------------------------------------------------------------------
 
 
