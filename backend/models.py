@@ -209,8 +209,13 @@ class DoubleBookingRow(Base):
     second: Mapped[str] = mapped_column(String(64))
     overlap_start: Mapped[str] = mapped_column(String(32))
     overlap_end: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
     detected_at: Mapped[datetime] = mapped_column(Stamp)
+    # resolved by declining one reservation with a hub-signed change (backend/resolutions.py)
+    resolved_at: Mapped[datetime | None] = mapped_column(Stamp, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resolution_change_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    declined: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Equivocation(Base):
