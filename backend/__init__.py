@@ -39,9 +39,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     schema.init_app(app)
 
+    from . import auth, web
     from .api import bp as api_bp
 
     app.register_blueprint(api_bp)
+    auth.init_app(app)  # sessions, login, CSRF (the API is exempt), security headers
+    web.init_app(app)  # command staff's pages and the HTML error pages
     app.wsgi_app = Gzip(app.wsgi_app, int(app.config["MAX_CONTENT_LENGTH"]))  # type: ignore[method-assign]
 
     @app.get("/healthz")

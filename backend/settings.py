@@ -43,6 +43,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CLOCK_DRIFT", 86400, "Seconds a change's clock may run ahead of the hub's before it is refused."),
     Setting("TOKEN_TTL", 86400, "Seconds an enrollment token stays valid."),
     Setting("CERT_DAYS", 365, "Days a device certificate is valid."),
+    Setting(
+        "DISPLAY_TZ",
+        "UTC",
+        "IANA time zone (e.g. `Europe/Berlin`, `America/Chicago`) in which the web pages show times, "
+        "always with the zone's name; everything is stored in UTC.",
+    ),
+    Setting("SESSION_IDLE_MINUTES", 30, "Minutes without a request after which a web session ends."),
+    Setting("LOGIN_MAX_FAILURES", 5, "Wrong passwords in a row that lock a web account."),
+    Setting("LOGIN_LOCK_MINUTES", 10, "Minutes a locked web account stays locked."),
+    Setting(
+        "SESSION_COOKIE_SECURE",
+        True,
+        "Mark the web session cookie `Secure` (sent over HTTPS only). Keep it on; the hub's tests "
+        "keep it on too (Chromium treats http://127.0.0.1 as secure). Turn it off only for a trial on plain http "
+        "from another machine.",
+    ),
+    Setting(
+        "SESSION_COOKIE_SAMESITE",
+        "Lax",
+        "SameSite attribute of the session cookie (`Lax` or `Strict`); the cookie is always HttpOnly.",
+    ),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+DEFAULTS["SESSION_COOKIE_NAME"] = "fieldsync_session"
+DEFAULTS["SESSION_COOKIE_HTTPONLY"] = True
