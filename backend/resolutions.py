@@ -29,8 +29,19 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from sync import DELETED, HUB_DEVICE, Change, Clock, RecordState, ValidationError, Verifier, apply, make_change
-from sync import ProvenanceError, validate_values
+from sync import (
+    DELETED,
+    HUB_DEVICE,
+    Change,
+    Clock,
+    ProvenanceError,
+    RecordState,
+    ValidationError,
+    Verifier,
+    apply,
+    make_change,
+    validate_values,
+)
 
 from . import audit, keystore, log, records
 from .db import db

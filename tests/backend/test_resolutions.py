@@ -134,7 +134,7 @@ def test_a_bad_choice_is_refused_and_writes_nothing(hub: Hub, laptop: MakeLaptop
 
 
 def test_a_resolution_reaches_exactly_who_may_see_the_record(hub: Hub, laptop: MakeLaptop) -> None:  # noqa: F811
-    lee, ray, unit, conflict = conflict_on_status(hub, laptop)
+    lee, _ray, unit, conflict = conflict_on_status(hub, laptop)
     kim = laptop("CSO", "Dep. Kim")  # sees SPD's resources, status only as a digest
     hub.agreement("SPD", "CSO", ["resources"], withhold=["status"])
     ann = laptop("FPD", "Ofc. Ann")  # no agreement: sees nothing of SPD
@@ -179,8 +179,12 @@ def booked_twice(hub: Hub, laptop: MakeLaptop) -> tuple[Laptop, Laptop, DoubleBo
     lee.sync()
     ray.sync()
     span = {"resource_id": van["id"], "purpose": "x"}
-    edits.create(lee.device, "reservations", {**span, "starts_at": "2026-12-01T08:00:00Z", "ends_at": "2026-12-01T12:00:00Z"})
-    edits.create(ray.device, "reservations", {**span, "starts_at": "2026-12-01T10:00:00Z", "ends_at": "2026-12-01T14:00:00Z"})
+    edits.create(
+        lee.device, "reservations", {**span, "starts_at": "2026-12-01T08:00:00Z", "ends_at": "2026-12-01T12:00:00Z"}
+    )
+    edits.create(
+        ray.device, "reservations", {**span, "starts_at": "2026-12-01T10:00:00Z", "ends_at": "2026-12-01T14:00:00Z"}
+    )
     lee.sync()
     ray.sync()
     lee.sync()

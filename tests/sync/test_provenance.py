@@ -357,7 +357,5 @@ def test_the_staff_member_named_in_a_resolution_is_signed(spd: Agency) -> None:
 def test_a_device_cannot_sign_a_resolution(spd: Agency) -> None:
     alice = spd.device("alice")
     wire = unit_wire(alice)
-    claimed = sign_change(
-        {**wire, "resolution": {"kind": "conflict", "resolves": "x", "by": "Lt. Staff"}}, alice.key
-    )
+    claimed = sign_change({**wire, "resolution": {"kind": "conflict", "resolves": "x", "by": "Lt. Staff"}}, alice.key)
     assert "only the hub" in refused(spd.network.verifier, claimed, alice.cert).reason
