@@ -45,5 +45,6 @@ def init_app(app: Flask) -> None:
     errors.init_app(app)
     nav.init_app(app)
     from . import views  # noqa: F401  - the routes
+    from . import conflicts  # noqa: F401  - the review queues (conflicts, double bookings)
 
     app.register_blueprint(bp)
