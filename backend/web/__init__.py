@@ -44,7 +44,6 @@ def init_app(app: Flask) -> None:
     timefmt.init_app(app)
     errors.init_app(app)
     nav.init_app(app)
-    from . import views  # noqa: F401  - the routes
-    from . import conflicts  # noqa: F401  - the review queues (conflicts, double bookings)
+    from . import conflicts, views  # noqa: F401  - the routes; conflicts: the review queues
 
     app.register_blueprint(bp)
