@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import abort, redirect, request, url_for
+from flask import abort, redirect, request, session, url_for
 from flask_login import current_user
 
 from .. import audit
@@ -21,7 +21,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _to_login() -> Any:
-    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    expired = 1 if getattr(session, "expired", False) else None
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?"), expired=expired))
 
 
 def login_required(view: F) -> F:

@@ -35,9 +35,10 @@ from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete
 from werkzeug.datastructures import CallbackDict
 
+from .. import audit
 from ..db import db
 from ..keystore import as_utc, now
-from ..models import WebSession
+from ..models import User, WebSession
 
 NO_SESSION_PREFIXES = ("/api/", "/healthz", "/static/")
 
@@ -77,6 +78,13 @@ class DatabaseSessionInterface(SessionInterface):
         idle = timedelta(minutes=float(app.config["SESSION_IDLE_MINUTES"]))
         if moment - as_utc(row.last_seen_at) > idle:
             was_logged_in = row.user_id is not None
+            if was_logged_in:
+                user = db.session.get(User, row.user_id)
+                audit.record(
+                    "session.expired",
+                    actor=f"user:{user.name if user else row.user_id}",
+                    details={"idle_minutes": app.config["SESSION_IDLE_MINUTES"]},
+                )
             db.session.delete(row)
             db.session.commit()
             fresh = ServerSession()

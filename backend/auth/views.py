@@ -33,7 +33,7 @@ def _safe_next(target: str | None) -> str:
 def login() -> Any:
     if current_user.is_authenticated:
         return redirect(_safe_next(request.args.get("next")))
-    expired = bool(getattr(session, "expired", False))
+    expired = bool(getattr(session, "expired", False)) or request.args.get("expired") == "1"
     if not session.get(BANNER_KEY):
         return render_template("auth/banner.html", next=request.args.get("next", ""), expired=expired)
     return render_template("auth/login.html", next=request.args.get("next", ""), error=None, expired=expired)

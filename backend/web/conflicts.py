@@ -260,4 +260,3 @@ def decline_booking() -> Any:
         return redirect(url_for("web.double_bookings"), code=303)
     flash("Reservation declined. The laptops receive the decision at their next sync.", "ok")
     return redirect(url_for("web.double_bookings"), code=303)
-
