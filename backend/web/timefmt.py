@@ -48,13 +48,13 @@ def localtime(value: Any, seconds: bool = False) -> str:
     return local.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "")) + " " + (local.tzname() or "")
 
 
-def when(value: Any) -> Markup:
+def when(value: Any, seconds: bool = False) -> Markup:
     """A ``<time>`` element: local time shown, the UTC instant in ``datetime``."""
     moment = to_datetime(value)
     if moment is None:
         return Markup("—")
     utc = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return Markup(f'<time datetime="{escape(utc)}" title="{escape(utc)}">{escape(localtime(moment))}</time>')
+    return Markup(f'<time datetime="{escape(utc)}" title="{escape(utc)}">{escape(localtime(moment, seconds))}</time>')
 
 
 def init_app(app: Flask) -> None:
