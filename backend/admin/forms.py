@@ -8,6 +8,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, SelectMultipleField, StringField, widgets
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from sync.schemas import COLLECTIONS
@@ -48,7 +49,7 @@ class RevokeForm(FlaskForm):
 class AgreementForm(FlaskForm):
     from_agency = SelectField("From (shares its records)", validators=[DataRequired()])
     to_agency = SelectField("To (may see them)", validators=[DataRequired()])
-    collections = MultiCheckboxField("Collections", choices=[(c, c) for c in COLLECTIONS])
+    collections = MultiCheckboxField("Collections", choices=[SelectChoice(c) for c in COLLECTIONS])
     withhold = StringField("Withheld fields", description="comma-separated; seen only as digests, e.g. notes, phone")
     write = StringField(
         "Writable fields", description="comma-separated; the receiving agency may change them, e.g. status"
@@ -57,7 +58,7 @@ class AgreementForm(FlaskForm):
 
 class UserForm(FlaskForm):
     name = StringField("User name", validators=[DataRequired(), Length(max=100)])
-    role = SelectField("Role", choices=[(r, r) for r in ROLES], validators=[DataRequired()])
+    role = SelectField("Role", choices=[SelectChoice(r) for r in ROLES], default="staff", validators=[DataRequired()])
     password = PasswordField(
         "Password",
         validators=[DataRequired(), Length(min=MIN_PASSWORD)],
@@ -67,14 +68,14 @@ class UserForm(FlaskForm):
 
 
 def show_errors(form: FlaskForm, details: Any, message: str) -> None:
-    """Put a service refusal's field messages beside their fields (the message itself
-    on the first field named, or on the form when it names none)."""
+    """Put a service refusal's field messages beside the fields they name; a refusal that
+    names no field of this form is shown above the form."""
     placed = False
     if isinstance(details, dict):
         for name, messages in details.items():
             field = getattr(form, name, None)
             if field is not None and hasattr(field, "errors"):
-                field.errors = [*list(field.errors or []), *([message] if not placed else []), *list(messages)]
+                field.errors = [*list(field.errors or []), *(list(messages) or [message])]
                 placed = True
     if not placed:
         form.form_errors.append(message)

@@ -12,6 +12,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
+from wtforms.fields.choices import SelectChoice
 
 from .. import agencies, agreements, enroll, users
 from ..auth import roles_required
@@ -49,8 +50,10 @@ def _done(message: str, endpoint: str) -> Any:
     return redirect(url_for(endpoint), code=303)
 
 
-def _agency_choices() -> list[tuple[str, str]]:
-    return [(a.code, f"{a.code} — {a.name}") for a in db.session.scalars(select(Agency).order_by(Agency.code))]
+def _agency_choices() -> list[SelectChoice]:
+    return [
+        SelectChoice(a.code, f"{a.code} — {a.name}") for a in db.session.scalars(select(Agency).order_by(Agency.code))
+    ]
 
 
 @bp.get("/")

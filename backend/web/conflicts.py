@@ -218,7 +218,7 @@ def _booking_views(rows: list[DoubleBookingRow]) -> list[BookingView]:
                 row,
                 (resource.title if resource is not None and resource.title else row.resource_id),
                 resource.agency if resource is not None else "?",
-                tuple(bookings),
+                tuple(sorted(bookings, key=lambda b: (b.starts_at, b.id))),
             )
         )
     return out
