@@ -18,7 +18,7 @@ LEFT, RIGHT, TOP, BOTTOM = 36, 8, 18, 34
 def bar_chart(series: Sequence[tuple[str, int]], *, label: str) -> Markup:
     n = max(len(series), 1)
     peak = max((count for _, count in series), default=0)
-    scale_top = max(peak, 1)
+    scale_top = max(peak + peak % 2, 2)  # even, so the half-way line has a whole number
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / n
     bar_w = max(slot * 0.7, 2)

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask
+from sqlalchemy import select
+
+from backend.db import db
+from backend.models import LogEntry
 
 from .conftest import STAFF, login
 from .seed import Seeded
@@ -30,7 +38,6 @@ def test_dashboard_shows_agencies_devices_conflicts_and_the_chart(page: Any, see
     assert bars.first.locator("title").text_content().endswith(" changes")
     total = int(page.locator(".tile", has_text="changes accepted").locator(".num").inner_text().replace(",", ""))
     assert chart.locator("text.count").text_content() == str(total)
-    shot(page, "dashboard")
 
 
 def test_the_dashboard_works_on_a_tablet_width(page: Any, seeded: Seeded, shot) -> None:
@@ -40,3 +47,27 @@ def test_the_dashboard_works_on_a_tablet_width(page: Any, seeded: Seeded, shot) 
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 820, "the page must not scroll sideways on a tablet (tables scroll inside their frame)"
     shot(page, "dashboard-tablet")
+
+
+def test_changes_per_day_counts_each_local_day(page: Any, web_app: Flask, seeded: Seeded, shot) -> None:
+    """Entries accepted on earlier days land in their own local (America/Chicago) day's bar."""
+    tz = ZoneInfo("America/Chicago")
+    today = datetime.now(UTC).astimezone(tz).date()
+    with web_app.app_context():
+        entries = list(db.session.scalars(select(LogEntry).order_by(LogEntry.seq)))
+        # 4 entries two days ago at 23:30 local (the next UTC day already), 3 five days ago
+        late = datetime.combine(today - timedelta(days=2), time(23, 30), tz).astimezone(UTC)
+        for entry in entries[:4]:
+            entry.accepted_at = late
+        for entry in entries[4:7]:
+            entry.accepted_at = datetime.combine(today - timedelta(days=5), time(9, 0), tz).astimezone(UTC)
+        db.session.commit()
+        total = len(entries)
+    login(page, STAFF)
+    labels = page.locator("svg.chart rect.bar title").all_text_contents()
+    assert labels == [
+        f"{today - timedelta(days=5)}: 3 changes",
+        f"{today - timedelta(days=2)}: 4 changes",
+        f"{today}: {total - 7} changes",
+    ]
+    shot(page, "dashboard")
