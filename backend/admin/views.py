@@ -135,7 +135,9 @@ def token() -> Any:
         show_errors(form, exc.details, exc.message)
         return _devices_page(form, status=422)
     db.session.commit()
-    return _devices_page(TokenForm(formdata=None, agency=form.agency.data), token=issued)
+    fresh = TokenForm(formdata=None, agency=form.agency.data)
+    fresh.agency.choices = form.agency.choices
+    return _devices_page(fresh, token=issued)
 
 
 @bp.route("/devices/<device_id>/revoke", methods=["GET", "POST"])

@@ -232,6 +232,8 @@ def test_issue_an_enrollment_token_in_the_browser(seeded: Seeded, web_app: Flask
     page.get_by_role("button", name="Issue a one-time token").click()
     token = page.locator("code.token-value").inner_text()
     assert len(token) > 20
+    enroll = page.locator("form").filter(has=page.get_by_role("button", name="Issue a one-time token"))
+    assert enroll.get_by_label("Agency").input_value() == "CSO"  # the form stays ready for the next laptop
     shot(page, "admin-enrollment-token")
     (entry,) = [e for e in audited(web_app, "token.issued") if e.actor == f"user:{ADMIN[0]}"]
     assert entry.agency == "CSO"
