@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from backend import create_app, keystore, schema
 from backend.db import db
 from backend.models import LogHead
 from crypto import b64e
+from tests.conftest import PG_URL, _connect
 
 from .seed import ADMIN, STAFF, Seeded, add_users, seed
 
@@ -39,10 +41,22 @@ __all__ = ["ADMIN", "STAFF"]
 
 
 @pytest.fixture
-def web_app(tmp_path: Path) -> Iterator[Flask]:
+def web_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """SQLite by default; ``@pytest.mark.parametrize("web_app", ["sqlite", "postgresql"], indirect=True)``
+    runs a test on a fresh PostgreSQL database too (created for it, dropped after)."""
+    backend = getattr(request, "param", "sqlite")
+    pg_name = None
+    if backend == "postgresql":
+        base_url = str(request.getfixturevalue("postgres_url"))  # skips, with the reason, without PostgreSQL
+        pg_name = f"fieldsync_web_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with _connect(PG_URL) as conn:
+            conn.execute(f'CREATE DATABASE "{pg_name}"')
+        url = f"{base_url.rpartition('/')[0]}/{pg_name}"
+    else:
+        url = f"sqlite:///{tmp_path}/hub.db"
     app = create_app(
         {
-            "DATABASE_URL": f"sqlite:///{tmp_path}/hub.db",
+            "DATABASE_URL": url,
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "KEK": b64e(os.urandom(32)),
             "SECRET_KEY": b64e(os.urandom(32)),
@@ -61,6 +75,9 @@ def web_app(tmp_path: Path) -> Iterator[Flask]:
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+    if pg_name:
+        with _connect(PG_URL) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
@@ -15,7 +16,10 @@ from backend.models import LogEntry
 from .conftest import STAFF, login
 from .seed import Seeded
 
+BOTH = pytest.mark.parametrize("web_app", ["sqlite", "postgresql"], indirect=True)
 
+
+@BOTH
 def test_dashboard_shows_agencies_devices_conflicts_and_the_chart(page: Any, seeded: Seeded, shot) -> None:
     login(page, STAFF)
     agencies = page.locator("table.data").nth(0)
@@ -49,6 +53,7 @@ def test_the_dashboard_works_on_a_tablet_width(page: Any, seeded: Seeded, shot) 
     shot(page, "dashboard-tablet")
 
 
+@BOTH
 def test_changes_per_day_counts_each_local_day(page: Any, web_app: Flask, seeded: Seeded, shot) -> None:
     """Entries accepted on earlier days land in their own local (America/Chicago) day's bar."""
     tz = ZoneInfo("America/Chicago")

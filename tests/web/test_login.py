@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
+from backend import users
 from backend.db import db
 from backend.models import AuditEntry, User, WebSession
 
@@ -104,8 +105,19 @@ def test_removing_an_account_ends_its_sessions_at_once(page: Any, web_app: Flask
     page.goto("/records")
     assert "/records" in page.url
     with web_app.app_context():
-        user = db.session.scalar(select(User).where(User.name == STAFF[0]))
-        db.session.delete(user)
+        users.remove_user(STAFF[0], actor="test")
+        db.session.commit()
+        assert db.session.scalars(select(WebSession).where(WebSession.user_id.is_not(None))).all() == []
+    page.goto("/records")
+    assert "/login" in page.url
+    assert [e.details["sessions_ended"] for e in _audit(web_app, "user.remove")] == [1]
+
+
+def test_deleting_a_user_row_ends_its_sessions_too(page: Any, web_app: Flask) -> None:
+    """The foreign key cascades: even a removal that bypasses users.remove_user leaves no live session."""
+    login(page, STAFF)
+    with web_app.app_context():
+        db.session.delete(db.session.scalar(select(User).where(User.name == STAFF[0])))
         db.session.commit()
         assert db.session.scalars(select(WebSession).where(WebSession.user_id.is_not(None))).all() == []
     page.goto("/records")
