@@ -100,6 +100,7 @@ def seed(app: Flask, base_url: str, *, extra_resources: int = 0) -> Seeded:
     # both SPD laptops learn of Unit 12, then set its status offline: a field conflict
     ramirez.pull()
     edit_a = lee.change("resources", {"status": "deployed"}, record_id=unit12["record_id"])
+    ramirez.clock.observe(edit_a["hlc"])  # his clock runs later (his replica has not seen Lee's edit)
     edit_b = ramirez.change("resources", {"status": "maintenance"}, record_id=unit12["record_id"])
     lee.push(edit_a)
     ramirez.push(edit_b)
