@@ -33,12 +33,14 @@ from sync import (
     DELETED,
     HUB_DEVICE,
     Change,
+    ChangeRejected,
     Clock,
     ProvenanceError,
     RecordState,
     ValidationError,
     Verifier,
     apply,
+    check_resolution,
     make_change,
     validate_values,
 )
@@ -95,6 +97,10 @@ def _sign(
 
 def _commit_change(head: LogHead, row: Record, state: RecordState, change: Change) -> Record:
     """Merge the hub's change and append it to the log (the caller holds the head lock)."""
+    try:  # the check every laptop makes before applying it
+        check_resolution(state, change)
+    except ChangeRejected as exc:
+        raise Unprocessable(exc.reason) from None
     outcome = apply(state, change)
     stored = records.store(row, outcome.record)
     resource_agency = None

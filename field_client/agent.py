@@ -11,7 +11,9 @@ Rules this module owns:
   with nothing applied twice and nothing skipped.
 - Every pulled change is verified against the registry pinned at enrollment
   before it is applied; one that fails is kept in ``refused`` with the reason,
-  never applied. A newer registry is adopted only if it extends the pinned one.
+  never applied. A hub-signed resolution must also only re-state a value an
+  officer signed (sync.resolutions), so a compromised hub cannot invent one.
+  A newer registry is adopted only if it extends the pinned one.
 - Every pull's checkpoint must verify with the hub key, and must not show a
   smaller log than the newest checkpoint kept, nor a different head at the
   same size: otherwise :class:`HubUntrusted` stops the sync, loudly.
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crypto import VerificationError, verify_checkpoint
-from sync import HUB_DEVICE, ChangeRejected, ClockDriftError, ClockError, ProvenanceError
+from sync import HUB_DEVICE, ChangeRejected, ClockDriftError, ClockError, ProvenanceError, check_resolution
 from sync.changes import resolution_of
 
 from . import state
@@ -161,6 +163,8 @@ def pull(device: Device, client: HubClient, report: SyncReport, *, progress: Pro
                     if not isinstance(wire, dict):
                         raise ProvenanceError("not a change")
                     change = verifier.verify(wire, answer.get("certificates", {}).get(wire.get("device")))
+                    if change.device == HUB_DEVICE:  # staff may only choose among values officers signed
+                        check_resolution(state.load(replica, change.record_id), change)
                     clock.observe(change.hlc)
                     state.keep_change(replica, change, "hub")
                     if state.apply_change(replica, change) == "applied":

@@ -240,3 +240,25 @@ def test_declining_a_reservation_outside_the_pair_is_refused(hub: Hub, laptop: M
     assert len(hub_log(hub)) == size
     with hub.app.app_context():
         assert db.session.scalar(select(DoubleBookingRow.status)) == "open"
+
+
+def test_a_compromised_hub_cannot_invent_a_value_even_with_its_own_key(
+    hub: Hub,
+    laptop: MakeLaptop,  # noqa: F811
+) -> None:
+    """The hub key signs resolutions, so a hub that is taken over can sign one; the laptops still
+    refuse it unless its value is one an officer signed for that field (sync.resolutions)."""
+    lee, _, unit, conflict = conflict_on_status(hub, laptop)
+    with hub.app.app_context():
+        head = log.lock_head()
+        wire = make_change(
+            keystore.hub_key(), collection="resources", record_id=unit["id"], agency="SPD", device=HUB_DEVICE,
+            seq=1, prev=None, hlc=str(Clock(HUB_DEVICE).now()), values={"status": "out_of_service"},
+            seen={"status": conflict.winner["hlc"]},
+            resolution={"kind": "conflict", "resolves": conflict.id, "by": "Lt. Dana Cruz"},
+        )  # fmt: skip
+        log.append(head, Change.from_verified(VerifiedChange(wire, change_hash(wire))))
+        db.session.commit()
+    report = lee.sync()
+    assert [r["reason"] for r in report.refused] == ["hub resolution refused: its value for 'status' is neither side's"]
+    assert lee.record(unit["id"])["status"] == conflict.winner["value"]
