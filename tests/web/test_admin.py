@@ -167,6 +167,16 @@ def test_add_an_agreement_errors_beside_the_fields_and_nothing_written(
     assert seen.values()["name"] == "Interceptor 44" and "notes" not in seen.values()
     assert "notes" in seen.withheld()
 
+    # ending it: a confirmation page first, then the POST
+    page.goto("/admin/agreements")
+    row = page.locator("table.data tbody tr").filter(has_text="SHP").filter(has_text="CSO")
+    row.get_by_role("link", name="Remove…").click()
+    assert count(web_app, Agreement) == 4  # asking changes nothing
+    page.get_by_role("button", name="Remove the agreement").click()
+    assert page.get_by_text("Agreement from SHP to CSO removed.").count() == 1
+    assert count(web_app, Agreement) == 3
+    assert audited(web_app, "agreement.remove")[0].actor == f"user:{ADMIN[0]}"
+
 
 def test_add_a_user_then_removing_it_ends_its_session_at_once(
     web_app: Flask, browser: Any, live: str, page: Any, shot: Any
