@@ -10,6 +10,7 @@ declining one of the two reservations, the same way. Nothing changes on GET.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from sync import DELETED, HUB_DEVICE
+from sync import COLLECTIONS, DELETED, HUB_DEVICE
 
 from .. import resolutions
 from ..auth import login_required
@@ -46,6 +47,22 @@ class Side:
     device: str
     hlc: str
     change_id: str
+    field: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The value as staff read it: the deletion flag in words, objects as JSON, nothing as a dash."""
+        return display(self.value, self.field)
+
+
+def display(value: Any, field: str = "") -> str:
+    if field == DELETED:
+        return "deleted" if value is True else "kept (edited)"
+    if value is None:
+        return "—"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
 
 
 def _authors(versions: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -60,7 +77,7 @@ def _authors(versions: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _side(role: str, version: dict[str, Any], authors: dict[str, tuple[str, str]]) -> Side:
+def _side(role: str, version: dict[str, Any], authors: dict[str, tuple[str, str]], field: str) -> Side:
     device = str(version.get("device"))
     agency, officer = authors.get(f"hub:{version.get('change_id')}") or authors.get(device) or ("?", "unknown device")
     return Side(
@@ -72,6 +89,7 @@ def _side(role: str, version: dict[str, Any], authors: dict[str, tuple[str, str]
         device,
         str(version.get("hlc")),
         str(version.get("change_id")),
+        field,
     )
 
 
@@ -86,6 +104,10 @@ class ConflictView:
     @property
     def field_label(self) -> str:
         return "deleted?" if self.row.field == DELETED else self.row.field
+
+    @property
+    def current_shown(self) -> str:
+        return display(self.current, self.row.field)
 
 
 def _views(rows: list[ConflictRow]) -> list[ConflictView]:
@@ -105,7 +127,7 @@ def _views(rows: list[ConflictRow]) -> list[ConflictView]:
         current: Any = None
         if record is not None:
             current = record.deleted if row.field == DELETED else record.values.get(row.field)
-        winner, loser = _side("winner", row.winner, authors), _side("loser", row.loser, authors)
+        winner, loser = _side("winner", row.winner, authors, row.field), _side("loser", row.loser, authors, row.field)
         picked = None
         wire = decided.get(row.resolution_change_id or "")
         if wire is not None:
@@ -126,22 +148,37 @@ def _views(rows: list[ConflictRow]) -> list[ConflictView]:
 @bp.get("/conflicts")
 @login_required
 def conflicts() -> Any:
+    """The queue, filtered by owning agency and collection (plain GET parameters, no script)."""
+    agency = request.args.get("agency") or None
+    collection = request.args.get("collection") or None
+    where = []
+    if agency:
+        where.append(ConflictRow.agency == agency)
+    if collection:
+        where.append(ConflictRow.collection == collection)
     open_rows = list(
-        db.session.scalars(select(ConflictRow).where(ConflictRow.status == "open").order_by(ConflictRow.detected_at))
+        db.session.scalars(
+            select(ConflictRow).where(ConflictRow.status == "open", *where).order_by(ConflictRow.detected_at)
+        )
     )
     resolved_rows = list(
         db.session.scalars(
             select(ConflictRow)
-            .where(ConflictRow.status == "resolved")
+            .where(ConflictRow.status == "resolved", *where)
             .order_by(ConflictRow.resolved_at.desc())
             .limit(RESOLVED_SHOWN)
         )
     )
+    agencies = list(db.session.scalars(select(ConflictRow.agency).distinct().order_by(ConflictRow.agency)))
     return render_template(
         "web/conflicts.html",
         open=_views(open_rows),
         resolved=_views(resolved_rows),
         shown=RESOLVED_SHOWN,
+        agencies=agencies,
+        collections=COLLECTIONS,
+        agency=agency,
+        collection=collection,
     )
 
 

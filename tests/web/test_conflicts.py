@@ -148,3 +148,37 @@ def test_resolving_an_already_resolved_conflict_says_who_did_and_changes_nothing
 def test_the_queue_needs_a_login(live: str, page: Any) -> None:
     page.goto("/conflicts")
     assert "/login" in page.url
+
+
+def test_the_queue_filters_by_agency_and_collection(seeded: Seeded, page: Any) -> None:
+    login(page, STAFF, next_path="/conflicts?agency=CSO")
+    assert page.locator("section.conflict").count() == 0
+    assert page.get_by_text("No open conflicts.").count() == 1
+    page.get_by_label("Agency").select_option("SPD")
+    page.get_by_label("Collection").select_option("resources")
+    page.get_by_role("button", name="Filter").click()
+    assert "agency=SPD" in page.url and "collection=resources" in page.url
+    assert page.locator("section.conflict").count() == 1
+    page.goto("/conflicts?collection=contacts")
+    assert page.locator("section.conflict").count() == 0
+
+
+def test_a_delete_against_an_edit_is_shown_in_words_and_can_be_settled_as_deleted(
+    seeded: Seeded, web_app: Flask, page: Any
+) -> None:
+    lee, ramirez = seeded.officers["lee"], seeded.officers["ramirez"]
+    drone = seeded.records["drone"]
+    gone = lee.change("resources", {}, record_id=drone, deleted=True)
+    edited = ramirez.change("resources", {"status": "available"}, record_id=drone)
+    lee.push(gone)
+    ramirez.push(edited)
+    login(page, STAFF, next_path="/conflicts")
+    card = page.locator("section.conflict").filter(has_text="deleted?")
+    assert card.count() == 1
+    sides = card.locator(".side-value").all_inner_texts()
+    assert sorted(sides) == ["deleted", "kept (edited)"]
+    card.get_by_role("button", name="Keep “deleted”").click()
+    assert page.get_by_text("Resolved.").count() == 1
+    assert one(web_app, select(Record).where(Record.record_id == drone)).deleted is True
+    ramirez.pull()
+    assert ramirez.state.records[drone].deleted
