@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, render_template, request
+from flask import Flask, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from .. import errors as api_errors
@@ -33,6 +34,17 @@ def _page(status: int, title: str, message: str) -> Any:
 
 
 def init_app(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def _csrf_error(exc: CSRFError) -> Any:
+        if getattr(session, "expired", False):  # the form outlived its session: log in again, not a 400 page
+            return redirect(url_for("auth.login", expired=1), code=303)
+        return _page(
+            400,
+            "Form refused",
+            f"{exc.description} The form was not sent with its CSRF security token, or with a stale one: "
+            "go back, reload the page and try again.",
+        )
+
     @app.errorhandler(HubError)
     def _hub_error(exc: HubError) -> Any:
         if wants_json():

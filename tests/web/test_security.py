@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -124,3 +125,20 @@ def test_an_unknown_page_is_a_404_page_for_a_browser_and_json_for_a_script(page:
     response = page.goto("/no-such-page")
     assert response.status == 404 and page.locator("h1").inner_text().startswith("404")
     assert requests.get(live + "/no-such-page", timeout=10).json()["error"] == "not_found"
+
+
+def test_login_never_redirects_to_another_site(page: Any) -> None:
+    for target in ["//evil.example/", "https://evil.example/", "/\\\\evil.example"]:
+        page.context.clear_cookies()
+        login(page, STAFF, next_path=f"/login?next={target}")
+        assert page.url.startswith(page.url.split("/", 3)[0] + "//127.0.0.1"), (target, page.url)
+        assert page.get_by_role("heading", name="Dashboard").count() == 1
+
+
+def test_a_form_left_open_past_the_idle_limit_goes_back_to_the_login(page: Any, web_app: Flask) -> None:
+    login(page, STAFF)
+    web_app.config["SESSION_IDLE_MINUTES"] = 1 / 60
+    time.sleep(2.2)
+    page.get_by_role("button", name="Log out").click()  # its token belonged to the ended session
+    assert "/login" in page.url
+    assert page.get_by_text("session ended after").count() == 1
