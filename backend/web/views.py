@@ -90,7 +90,7 @@ def audit_log() -> Any:
         f=filters,
         page=page,
         args={k: v for k, v in request.args.items() if v},
-        report=queries.audit_status(),
+        chain=queries.audit_status(fresh=request.args.get("check") == "now"),
         actions=queries.audit_actions(),
         outcomes=queries.OUTCOMES,
     )

@@ -42,7 +42,11 @@ def test_an_edited_entry_turns_the_chain_status_red(page: Any, web_app: Flask) -
         db.session.commit()
         seq = entry.seq
     page.reload()
+    assert "chain intact" in page.locator("#chain").inner_text()  # the same head, checked seconds ago
+    page.get_by_role("link", name="check again now").click()
     chain = page.locator("#chain")
     assert "chain broken" in chain.inner_text()
     assert f"entry {seq} was altered" in chain.inner_text()
     assert "chain-bad" in chain.get_attribute("class")
+    page.goto("/audit")  # and it stays red on later views (the failed check is what is reused)
+    assert "chain broken" in page.locator("#chain").inner_text()
