@@ -116,14 +116,23 @@ def login(page: Any, user: tuple[str, str, str], *, next_path: str = "/") -> Any
     return page
 
 
+ARTIFACTS = pytest.StashKey[Path]()
+
+
 @pytest.fixture(scope="session")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def artifacts(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
     folder = tmp_path_factory.getbasetemp() / "artifacts"
     folder.mkdir(exist_ok=True)
-    yield folder
-    shots = sorted(folder.glob("*.png"))
+    pytestconfig.stash[ARTIFACTS] = folder
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Name the screenshots' folder at the end of the run (fixture output would be captured)."""
+    folder = config.stash.get(ARTIFACTS, None)
+    shots = sorted(folder.glob("*.png")) if folder else []
     if shots:
-        print(f"\nweb screenshots ({len(shots)}) kept in {folder}")
+        terminalreporter.write_line(f"web screenshots ({len(shots)}) kept in {folder}")
 
 
 @pytest.fixture
