@@ -76,3 +76,24 @@ def test_changes_per_day_counts_each_local_day(page: Any, web_app: Flask, seeded
         f"{today}: {total - 7} changes",
     ]
     shot(page, "dashboard")
+
+
+def test_times_follow_the_display_zone_setting_and_an_unknown_zone_stops_the_hub(tmp_path: Any) -> None:
+    import os
+
+    from backend import create_app
+    from backend.web.timefmt import localtime
+    from crypto import b64e
+
+    config = {"DATABASE_URL": f"sqlite:///{tmp_path}/h.db", "INSTANCE_PATH": str(tmp_path / "i"),
+              "KEK": b64e(os.urandom(32)), "SECRET_KEY": "x"}  # fmt: skip
+    moment = "2026-07-01T18:30:00Z"
+    for zone, shown in [("UTC", "2026-07-01 18:30 UTC"), ("Europe/Berlin", "2026-07-01 20:30 CEST"),
+                        ("America/Chicago", "2026-07-01 13:30 CDT")]:  # fmt: skip
+        app = create_app({**config, "DISPLAY_TZ": zone})
+        with app.app_context():
+            assert localtime(moment) == shown
+            assert localtime(datetime(2026, 7, 1, 18, 30)) == shown  # SQLite's naive UTC
+            db.engine.dispose()
+    with pytest.raises(RuntimeError, match="Mars/Olympus"):
+        create_app({**config, "DISPLAY_TZ": "Mars/Olympus"})
