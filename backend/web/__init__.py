@@ -29,6 +29,11 @@ token) come from :mod:`backend.web.errors` for every path outside ``/api/``.
 No JavaScript, no inline style (the CSP forbids both): use classes from static/hub.css
 (``table.data``, ``.badge-ok/-info/-warn/-bad/-muted``, ``.button``, ``.button.danger``,
 ``.card``, ``.grid``, ``form.filters``, ``.side-by-side``).
+
+Tests (tests/web/conftest.py): ``web_app`` (SQLite; ``indirect`` param "postgresql" for a fresh
+PostgreSQL database), ``live`` (served on 127.0.0.1), ``seeded`` (tests/web/seed.py: three agencies,
+four laptops, a conflict, a double booking, an HTML-named record), ``page``, ``login(page, STAFF)``
+and ``shot(page, name)`` (screenshots; ``FIELDSYNC_DOCS_IMG=docs/img`` copies them for the guides).
 """
 
 from __future__ import annotations

@@ -142,3 +142,12 @@ def test_a_form_left_open_past_the_idle_limit_goes_back_to_the_login(page: Any, 
     page.get_by_role("button", name="Log out").click()  # its token belonged to the ended session
     assert "/login" in page.url
     assert page.get_by_text("session ended after").count() == 1
+
+
+def test_admins_are_offered_device_management_from_the_dashboard_and_staff_are_not(page: Any, seeded: Seeded) -> None:
+    login(page, STAFF)
+    assert page.get_by_role("link", name="Manage devices").count() == 0
+    page.get_by_role("button", name="Log out").click()
+    login(page, ADMIN)
+    page.get_by_role("link", name="Manage devices").click()
+    assert page.url.endswith("/admin/devices")
