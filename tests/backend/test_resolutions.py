@@ -262,3 +262,48 @@ def test_a_compromised_hub_cannot_invent_a_value_even_with_its_own_key(
     report = lee.sync()
     assert [r["reason"] for r in report.refused] == ["hub resolution refused: its value for 'status' is neither side's"]
     assert lee.record(unit["id"])["status"] == conflict.winner["value"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_staff_resolving_at_once_keep_the_hub_feed_gap_free(hub: Hub, laptop: MakeLaptop) -> None:  # noqa: F811
+    """On PostgreSQL, two resolutions committed by two workers at the same moment: the log-head lock
+    orders them, so the hub's feed is seq 1, 2 with prev chained, and laptops accept both."""
+    import threading
+
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    units = [edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {n}"}) for n in (1, 2)]
+    lee.sync()
+    ray.sync()
+    for unit in units:
+        edits.update(lee.device, unit["id"], {"status": "deployed"})
+        edits.update(ray.device, unit["id"], {"status": "maintenance"})
+    lee.sync()
+    ray.sync()
+    lee.sync()
+    conflicts = rows(hub.app, ConflictRow)
+    assert len(conflicts) == 2
+    barrier, errors = threading.Barrier(2), []
+
+    def work(conflict_id: str, by: str) -> None:
+        try:
+            with hub.app.app_context():
+                barrier.wait(timeout=10)
+                resolutions.resolve(conflict_id, "loser", by=by)
+                db.session.remove()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(c.id, f"Staff {i}")) for i, c in enumerate(conflicts)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    feed = sorted((e.wire for e in hub_log(hub) if e.device == HUB_DEVICE), key=lambda w: w["seq"])
+    assert [w["seq"] for w in feed] == [1, 2]
+    assert feed[0]["prev"] is None and feed[1]["prev"] == change_hash(feed[0])
+    assert feed[1]["hlc"] > feed[0]["hlc"]
+    assert [e.seq for e in hub_log(hub)] == list(range(1, len(hub_log(hub)) + 1))
+    assert lee.sync().applied == 2 and lee.count("refused") == 0
+    for conflict in conflicts:
+        assert lee.record(conflict.record_id)["status"] == conflict.loser["value"]
