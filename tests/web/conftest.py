@@ -104,15 +104,22 @@ def page(browser: Any, live: str) -> Iterator[Any]:
     context.close()
 
 
+def go(locator: Any) -> None:
+    """Click a link or a submit button and wait until the page it leads to has loaded
+    (a bare click returns before the next page is there; reading it then is a race)."""
+    with locator.page.expect_navigation():
+        locator.click()
+
+
 def login(page: Any, user: tuple[str, str, str], *, next_path: str = "/") -> Any:
     """Log in as a person would: the banner first, then name and password."""
     page.goto(next_path)
     banner = page.get_by_role("button", name="I understand and agree")
     if banner.count():  # once per browser session, before the first login
-        banner.click()
+        go(banner)
     page.get_by_label("User name").fill(user[0])
     page.get_by_label("Password").fill(user[1])
-    page.get_by_role("button", name="Log in").click()
+    go(page.get_by_role("button", name="Log in"))
     return page
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from backend.db import db
 from backend.models import AuditEntry
 
-from .conftest import STAFF, login
+from .conftest import STAFF, go, login
 from .seed import Seeded
 
 
@@ -26,7 +26,7 @@ def test_audit_page_shows_logins_and_an_intact_chain(page: Any, web_app: Flask, 
     assert second[4] == "login.failed" and second[6] == "refused" and "wrong password" in second[7]
     shot(page, "audit-log")
     page.get_by_label("Action").select_option("user.add")
-    page.get_by_role("button", name="Filter").click()
+    go(page.get_by_role("button", name="Filter"))
     assert sorted(r.locator("td").nth(5).inner_text() for r in page.locator("#audit tbody tr").all()) == [
         "admin.kim",
         "cmdr.lee",
@@ -43,7 +43,7 @@ def test_an_edited_entry_turns_the_chain_status_red(page: Any, web_app: Flask) -
         seq = entry.seq
     page.reload()
     assert "chain intact" in page.locator("#chain").inner_text()  # the same head, checked seconds ago
-    page.get_by_role("link", name="check again now").click()
+    go(page.get_by_role("link", name="check again now"))
     chain = page.locator("#chain")
     assert "chain broken" in chain.inner_text()
     assert f"entry {seq} was altered" in chain.inner_text()

@@ -13,7 +13,7 @@ from backend import users
 from backend.db import db
 from backend.models import AuditEntry, User, WebSession
 
-from .conftest import ADMIN, STAFF, login
+from .conftest import ADMIN, STAFF, go, login
 
 
 def _audit(app: Flask, action: str) -> list[AuditEntry]:
@@ -27,11 +27,11 @@ def test_banner_comes_before_the_login_form_and_login_lands_on_the_dashboard(pag
     assert page.get_by_text("authorized use only").count() >= 1
     assert page.get_by_label("User name").count() == 0  # no form before the banner is acknowledged
     shot(page, "login-banner")
-    page.get_by_role("button", name="I understand and agree").click()
+    go(page.get_by_role("button", name="I understand and agree"))
     page.get_by_label("User name").fill(STAFF[0])
     page.get_by_label("Password").fill(STAFF[1])
     shot(page, "login-form")
-    page.get_by_role("button", name="Log in").click()
+    go(page.get_by_role("button", name="Log in"))
     assert page.url.endswith("/records?collection=resources")  # back where the user was going
     assert page.get_by_text(STAFF[0]).count() >= 1
     logins = _audit(web_app, "login")
@@ -41,10 +41,10 @@ def test_banner_comes_before_the_login_form_and_login_lands_on_the_dashboard(pag
 def test_the_session_cookie_is_secure_httponly_samesite_and_rotates_at_login(page: Any) -> None:
     page.goto("/login")
     before = {c["name"]: c for c in page.context.cookies()}["fieldsync_session"]
-    page.get_by_role("button", name="I understand and agree").click()
+    go(page.get_by_role("button", name="I understand and agree"))
     page.get_by_label("User name").fill(STAFF[0])
     page.get_by_label("Password").fill(STAFF[1])
-    page.get_by_role("button", name="Log in").click()
+    go(page.get_by_role("button", name="Log in"))
     after = {c["name"]: c for c in page.context.cookies()}["fieldsync_session"]
     assert after["secure"] and after["httpOnly"] and after["sameSite"] == "Lax"
     assert after["value"] != before["value"], "the pre-login token must not survive the login (fixation)"
@@ -89,7 +89,7 @@ def test_five_failures_lock_the_account_for_ten_minutes_even_for_the_right_passw
 def test_logout_ends_the_session_on_the_server(page: Any, web_app: Flask) -> None:
     login(page, STAFF)
     cookie = {c["name"]: c for c in page.context.cookies()}["fieldsync_session"]
-    page.get_by_role("button", name="Log out").click()
+    go(page.get_by_role("button", name="Log out"))
     assert "/login" in page.url
     with web_app.app_context():
         assert db.session.scalars(select(WebSession).where(WebSession.user_id.is_not(None))).all() == []

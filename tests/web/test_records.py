@@ -14,7 +14,7 @@ from backend.db import db
 from backend.models import AuditEntry, LogEntry
 from field_client.bundle import verify_bundle
 
-from .conftest import STAFF, login
+from .conftest import STAFF, go, login
 from .seed import HOSTILE_NAME, Seeded
 
 
@@ -29,20 +29,20 @@ def test_find_a_record_with_the_filters_and_open_its_detail(page: Any, seeded: S
     shot(page, "records")
     page.get_by_label("Collection").select_option("resources")
     page.get_by_label("Agency").select_option("SPD")
-    page.get_by_role("button", name="Filter").click()
+    go(page.get_by_role("button", name="Filter"))
     assert sorted(_titles(page)) == ["K9 Unit 3", "Thermal drone DJI-2", "Unit 12"]
     assert "collection=resources" in page.url and "agency=SPD" in page.url  # a plain GET: bookmarkable
     page.get_by_label("Status").select_option("maintenance")
-    page.get_by_role("button", name="Filter").click()
+    go(page.get_by_role("button", name="Filter"))
     assert sorted(_titles(page)) == ["Thermal drone DJI-2", "Unit 12"]  # Unit 12: the later laptop's value won
     page.get_by_label("Status").select_option("")
     page.get_by_label("Text").fill("station 3")  # free text, any case, in a nested location
-    page.get_by_role("button", name="Filter").click()
+    go(page.get_by_role("button", name="Filter"))
     assert _titles(page) == ["Unit 12"]
     row = page.locator("#records tbody tr").first
     assert row.locator(".badge").inner_text() == "maintenance"  # status in words, with a colour class
     assert "badge-warn" in row.locator(".badge").get_attribute("class")
-    row.get_by_role("link", name="Unit 12").click()
+    go(row.get_by_role("link", name="Unit 12"))
     assert page.url.endswith(f"/records/{seeded.records['unit12']}")
     shot(page, "record-detail")
     fields = {
@@ -64,10 +64,10 @@ def test_sorting_is_a_link_and_works_without_javascript(browser: Any, live: str,
     page = context.new_page()
     try:
         login(page, STAFF, next_path="/records?collection=resources")
-        page.locator("#records thead").get_by_role("link", name="Title").click()
+        go(page.locator("#records thead").get_by_role("link", name="Title"))
         titles = _titles(page)
         assert titles == sorted(titles) and len(titles) == 7
-        page.locator("#records thead").get_by_role("link", name="Title").click()  # again: descending
+        go(page.locator("#records thead").get_by_role("link", name="Title"))  # again: descending
         assert _titles(page) == sorted(titles, reverse=True)
         assert page.locator("th[aria-sort=descending]").count() == 1
     finally:
@@ -89,11 +89,11 @@ def test_paging_walks_every_record_once_forward_and_back(page: Any, web_app: Fla
         nxt = page.locator("a[rel=next]")
         if not nxt.count():
             break
-        nxt.click()
+        go(nxt)
     assert pages == 3 and seen == [f"Barricade set {i:03d}" for i in range(120)]
-    page.locator("a[rel=prev]").click()
+    go(page.locator("a[rel=prev]"))
     assert _titles(page) == seen[50:100]
-    page.locator("a[rel=prev]").click()
+    go(page.locator("a[rel=prev]"))
     assert _titles(page) == seen[:50]
     assert page.locator("a[rel=prev]").count() == 0
     # the default order (newest first): many records share a second, the id breaks the ties
@@ -104,7 +104,7 @@ def test_paging_walks_every_record_once_forward_and_back(page: Any, web_app: Fla
         nxt = page.locator("a[rel=next]")
         if not nxt.count():
             break
-        nxt.click()
+        go(nxt)
     assert sorted(walked) == seen
     page.goto("/records?after=not-a-cursor")
     assert page.locator("h1").inner_text().startswith("400")
@@ -142,7 +142,7 @@ def test_a_record_named_with_html_and_script_is_shown_as_text(page: Any, seeded:
     login(page, STAFF, next_path="/records?q=trailer")
     assert _titles(page) == [HOSTILE_NAME]
     assert page.locator("#records img").count() == 0 and page.locator("main script").count() == 0
-    page.get_by_role("link", name="Trailer 7").click()
+    go(page.get_by_role("link", name="Trailer 7"))
     assert page.locator("h1").inner_text().startswith(HOSTILE_NAME)
     assert page.locator("main img, main script").count() == 0
     assert "&lt;script&gt;" in page.content()

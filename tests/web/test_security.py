@@ -13,7 +13,7 @@ from sqlalchemy import select
 from backend.db import db
 from backend.models import AuditEntry
 
-from .conftest import ADMIN, STAFF, login
+from .conftest import ADMIN, STAFF, go, login
 from .seed import Seeded
 
 PAGES = ["/", "/records", "/audit", "/login"]
@@ -41,7 +41,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused(page: Any, web_app: Fla
     # the logout form, with its token taken out, as a forged cross-site form would be
     page.locator("form[action='/logout'] input[name=csrf_token]").evaluate("e => e.remove()")
     with page.expect_response(lambda r: r.url.endswith("/logout")) as info:
-        page.get_by_role("button", name="Log out").click()
+        go(page.get_by_role("button", name="Log out"))
     assert info.value.status == 400
     assert "CSRF" in page.locator("main").inner_text()
     page.goto("/records")
@@ -90,7 +90,7 @@ def test_staff_get_403_on_admin_pages_and_the_refusal_is_audited(page: Any, web_
 
 def test_an_admin_reaches_the_admin_pages(page: Any) -> None:
     login(page, ADMIN)
-    page.get_by_role("link", name="Admin", exact=True).click()
+    go(page.get_by_role("link", name="Admin", exact=True))
     assert page.url.endswith("/admin/")
 
 
@@ -139,7 +139,7 @@ def test_a_form_left_open_past_the_idle_limit_goes_back_to_the_login(page: Any, 
     login(page, STAFF)
     web_app.config["SESSION_IDLE_MINUTES"] = 1 / 60
     time.sleep(2.2)
-    page.get_by_role("button", name="Log out").click()  # its token belonged to the ended session
+    go(page.get_by_role("button", name="Log out"))  # its token belonged to the ended session
     assert "/login" in page.url
     assert page.get_by_text("session ended after").count() == 1
 
@@ -147,7 +147,7 @@ def test_a_form_left_open_past_the_idle_limit_goes_back_to_the_login(page: Any, 
 def test_admins_are_offered_device_management_from_the_dashboard_and_staff_are_not(page: Any, seeded: Seeded) -> None:
     login(page, STAFF)
     assert page.get_by_role("link", name="Manage devices").count() == 0
-    page.get_by_role("button", name="Log out").click()
+    go(page.get_by_role("button", name="Log out"))
     login(page, ADMIN)
-    page.get_by_role("link", name="Manage devices").click()
+    go(page.get_by_role("link", name="Manage devices"))
     assert page.url.endswith("/admin/devices")
