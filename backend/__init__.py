@@ -41,9 +41,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     schema.init_app(app)
     jobs.init_app(app)
 
+    from . import auth, web
+    from .admin import bp as admin_bp
     from .api import bp as api_bp
 
     app.register_blueprint(api_bp)
+    auth.init_app(app)  # sessions, login, CSRF (the API is exempt), security headers
+    web.init_app(app)  # command staff's pages and the HTML error pages
+    app.register_blueprint(admin_bp)  # hub administrators' pages, /admin
     app.wsgi_app = Gzip(app.wsgi_app, int(app.config["MAX_CONTENT_LENGTH"]))  # type: ignore[method-assign]
 
     @app.get("/healthz")

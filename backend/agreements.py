@@ -69,24 +69,40 @@ def add(
     from_agency: str, to_agency: str, collections: list[str], withhold: list[str], write: list[str], *, actor: str
 ) -> Agreement:
     """Record an agreement after checking every name in it."""
-    for code in (from_agency, to_agency):
+    # each refusal names the option it is about in ``details`` (the admin form shows it beside that field)
+    for option, code in (("from_agency", from_agency), ("to_agency", to_agency)):
         if db.session.get(Agency, code) is None:
-            raise NotFound(f"unknown agency {code}")
+            raise NotFound(f"unknown agency {code}", details={option: [f"No agency {code}."]})
     if from_agency == to_agency:
-        raise Unprocessable("an agency always sees its own records; name two different agencies")
+        raise Unprocessable(
+            "an agency always sees its own records; name two different agencies",
+            details={"to_agency": ["Must differ from the sharing agency."]},
+        )
     unknown = [c for c in collections if c not in COLLECTIONS]
     if not collections or unknown:
-        raise Unprocessable(f"unknown collection {', '.join(unknown) or '(none given)'}; use {', '.join(COLLECTIONS)}")
+        raise Unprocessable(
+            f"unknown collection {', '.join(unknown) or '(none given)'}; use {', '.join(COLLECTIONS)}",
+            details={"collections": [f"Choose from {', '.join(COLLECTIONS)}."]},
+        )
     known = {name for c in collections for name in field_names(c)}
     for option, names in (("withhold", withhold), ("write", write)):
         bad = [n for n in names if n not in known]
         if bad:
-            raise Unprocessable(f"{option}: no field {', '.join(bad)} in {', '.join(collections)}")
+            raise Unprocessable(
+                f"{option}: no field {', '.join(bad)} in {', '.join(collections)}",
+                details={option: [f"No field {', '.join(bad)} in {', '.join(collections)}."]},
+            )
     both = set(withhold) & set(write)
     if both:
-        raise Unprocessable(f"a field cannot be both withheld and writable: {', '.join(sorted(both))}")
+        raise Unprocessable(
+            f"a field cannot be both withheld and writable: {', '.join(sorted(both))}",
+            details={"write": [f"Also withheld: {', '.join(sorted(both))}."]},
+        )
     if share(from_agency, to_agency) is not None:
-        raise Conflict(f"an agreement from {from_agency} to {to_agency} exists; remove it first to change it")
+        raise Conflict(
+            f"an agreement from {from_agency} to {to_agency} exists; remove it first to change it",
+            details={"to_agency": ["An agreement between these agencies exists."]},
+        )
     row = Agreement(
         from_agency=from_agency,
         to_agency=to_agency,

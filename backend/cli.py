@@ -9,7 +9,6 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
 import secrets
 import sys
 from collections.abc import Callable
@@ -22,9 +21,7 @@ from flask import Flask
 from sqlalchemy import make_url, select
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
-from sync.schemas import AGENCY_RE
-
-from . import agreements, audit, create_app, enroll, jobs, keystore, schema, users
+from . import agencies, agreements, audit, create_app, enroll, jobs, keystore, schema, users
 from .db import db
 from .errors import HubError, NotFound, Unprocessable
 from .models import Agency, AgencyKey, Agreement, Device, HubKey, LogHead
@@ -138,23 +135,15 @@ def agency() -> None:
     """Agencies and their keys."""
 
 
-def _check_code(code: str) -> str:
-    if not re.match(AGENCY_RE, code):
-        raise Unprocessable(f"agency code {code!r} must be 2-32 capitals, digits, - or _, starting with a letter")
-    return code
-
-
 @agency.command("create")
 @click.argument("code")
 @click.option("--name", required=True, help="Full name, e.g. 'Springfield Police Department'.")
 @hub_command
 def agency_create(code: str, name: str) -> None:
     """Create an agency and its key."""
-    _check_code(code)
     if not name.strip():
         raise Unprocessable("--name must not be empty")
-    keystore.create_agency(code, name.strip())
-    audit.record("agency.create", actor=ACTOR, agency=code, object=code, details={"name": name.strip()})
+    agencies.create(code, name, actor=ACTOR)
     click.echo(f"agency {code} created; key {keystore._current_row(code).public_key[:16]}…")
 
 
@@ -163,10 +152,7 @@ def agency_create(code: str, name: str) -> None:
 @hub_command
 def agency_rotate(code: str) -> None:
     """Rotate an agency's key (the new key is signed by the old; old signatures stay valid)."""
-    if db.session.get(Agency, code) is None:
-        raise NotFound(f"unknown agency {code}")
-    row = keystore.rotate_agency_key(code)
-    audit.record("agency.rotate_key", actor=ACTOR, agency=code, object=code, details={"new_key": row.public_key})
+    row = agencies.rotate_key(code, actor=ACTOR)
     click.echo(f"agency {code} key rotated; new key {row.public_key[:16]}…")
 
 
@@ -320,6 +306,27 @@ def user_add(name: str, role: str) -> None:
         password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
     users.add_user(name, role, password, actor=ACTOR)
     click.echo(f"user {name} added ({role})")
+
+
+@user.command("remove")
+@click.argument("name")
+@hub_command
+def user_remove(name: str) -> None:
+    """Remove an account; its web sessions end at once."""
+    users.remove_user(name, actor=ACTOR)
+    click.echo(f"user {name} removed")
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@hub_command
+def user_list(as_json: bool) -> None:
+    """List web view accounts."""
+    rows = [
+        {"name": u.name, "role": u.role, "created_at": keystore.as_utc(u.created_at).isoformat()}
+        for u in users.list_users()
+    ]
+    _emit(rows, as_json, ["name", "role", "created_at"])
 
 
 @main.group("audit")

@@ -71,6 +71,15 @@ def verify_audit_chain(moment: datetime) -> dict[str, Any]:
     return {"entries": report.size, "ok": report.ok, "problems": len(report.problems)}
 
 
+def purge_web_sessions(moment: datetime) -> dict[str, Any]:
+    """Delete web sessions idle past the limit, logged-in or not (the banner's visitors too)."""
+    from flask import current_app
+
+    from .auth import sessions
+
+    return {"purged": sessions.purge_idle(current_app._get_current_object())}  # type: ignore[attr-defined]
+
+
 JOBS: dict[str, Job] = {
     job.name: job
     for job in (
@@ -79,6 +88,12 @@ JOBS: dict[str, Job] = {
             "AUDIT_VERIFY_INTERVAL",
             verify_audit_chain,
             "re-verify the whole audit hash chain; alert when it is broken",
+        ),
+        Job(
+            "sessions-purge",
+            "SESSION_PURGE_INTERVAL",
+            purge_web_sessions,
+            "delete web sessions idle past FIELDSYNC_SESSION_IDLE_MINUTES",
         ),
     )
 }

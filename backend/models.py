@@ -159,9 +159,18 @@ class LogHead(Base):
 
 
 class Record(Base):
-    """The merged state of one record: every version of every field (sync.merge)."""
+    """The merged state of one record: every version of every field (sync.merge).
+
+    ``title``, ``status`` and ``search`` are copies of current values kept by
+    backend.records.store so the web view can filter, sort and page 100,000
+    records on indexes instead of reading JSON.
+    """
 
     __tablename__ = "records"
+    __table_args__ = (
+        Index("ix_records_updated", "updated_at", "record_id"),
+        Index("ix_records_title", "title", "record_id"),
+    )
     record_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     collection: Mapped[str] = mapped_column(String(32), index=True)
     agency: Mapped[str] = mapped_column(String(32), index=True)
@@ -171,6 +180,9 @@ class Record(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_hlc: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(Stamp)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(32), default="", index=True)
+    search: Mapped[str] = mapped_column(Text, default="")
 
 
 class ConflictRow(Base):
@@ -197,8 +209,13 @@ class DoubleBookingRow(Base):
     second: Mapped[str] = mapped_column(String(64))
     overlap_start: Mapped[str] = mapped_column(String(32))
     overlap_end: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
     detected_at: Mapped[datetime] = mapped_column(Stamp)
+    # resolved by declining one reservation with a hub-signed change (backend/resolutions.py)
+    resolved_at: Mapped[datetime | None] = mapped_column(Stamp, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    resolution_change_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    declined: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Equivocation(Base):
@@ -264,3 +281,16 @@ class JobRun(Base):
     last_outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     last_summary: Mapped[dict[str, Any] | None] = mapped_column(Json, nullable=True)
     runs: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WebSession(Base):
+    """A web login's server-side session (backend/auth/sessions.py). ``id`` is the
+    SHA-256 of the cookie's token, so the table alone cannot be replayed as cookies;
+    deleting a user deletes its sessions (ON DELETE CASCADE)."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(Stamp)
+    last_seen_at: Mapped[datetime] = mapped_column(Stamp, index=True)

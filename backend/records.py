@@ -28,6 +28,23 @@ def load(record_id: str, *, lock: bool = False) -> tuple[Record | None, RecordSt
     return row, (from_row(row) if row is not None else None)
 
 
+def summary(collection: str, values: dict[str, Any]) -> tuple[str, str, str]:
+    """(title, status, search text) of a record's current values: the indexed copies
+    the web view filters, sorts and pages on (a reservation's title is its purpose,
+    its status its state)."""
+    title = values.get("name") if collection != "reservations" else values.get("purpose")
+    status = values.get("state") if collection == "reservations" else values.get("status")
+    words = [str(v) for v in values.values() if isinstance(v, str | int | float) and not isinstance(v, bool)]
+    for v in values.values():
+        if isinstance(v, dict):
+            words += [str(x) for x in v.values() if isinstance(x, str)]
+    return (
+        str(title or "")[:200],
+        str(status or "")[:32],
+        " ".join(words).casefold(),
+    )
+
+
 def store(row: Record | None, state: RecordState) -> Record:
     values = state.values()
     if row is None:
@@ -40,4 +57,5 @@ def store(row: Record | None, state: RecordState) -> Record:
     row.deleted = state.deleted
     row.updated_hlc = state.changed_at or ""
     row.updated_at = now()
+    row.title, row.status, row.search = summary(state.collection, values)
     return row

@@ -51,6 +51,30 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("JOB_TICK", 60, "Seconds between a process's checks for due scheduled jobs."),
     Setting("AUDIT_VERIFY_INTERVAL", 3600, "Seconds between scheduled re-verifications of the audit hash chain."),
+    Setting("SESSION_PURGE_INTERVAL", 600, "Seconds between scheduled purges of idle web sessions."),
+    Setting(
+        "DISPLAY_TZ",
+        "UTC",
+        "IANA time zone (e.g. `Europe/Berlin`, `America/Chicago`) in which the web pages show times, "
+        "always with the zone's name; everything is stored in UTC.",
+    ),
+    Setting("SESSION_IDLE_MINUTES", 30, "Minutes without a request after which a web session ends."),
+    Setting("LOGIN_MAX_FAILURES", 5, "Wrong passwords in a row that lock a web account."),
+    Setting("LOGIN_LOCK_MINUTES", 10, "Minutes a locked web account stays locked."),
+    Setting(
+        "SESSION_COOKIE_SECURE",
+        True,
+        "Mark the web session cookie `Secure` (sent over HTTPS only). Keep it on; the hub's tests "
+        "keep it on too (Chromium treats http://127.0.0.1 as secure). Turn it off only for a trial on plain http "
+        "from another machine.",
+    ),
+    Setting(
+        "SESSION_COOKIE_SAMESITE",
+        "Lax",
+        "SameSite attribute of the session cookie (`Lax` or `Strict`); the cookie is always HttpOnly.",
+    ),
 )
 
 DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+DEFAULTS["SESSION_COOKIE_NAME"] = "fieldsync_session"
+DEFAULTS["SESSION_COOKIE_HTTPONLY"] = True

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import nacl.exceptions
 import nacl.pwhash
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from . import audit
 from .db import db
-from .errors import Conflict, Unprocessable
+from .errors import Conflict, NotFound, Unprocessable
 from .keystore import now
 from .models import User
 
@@ -43,3 +43,28 @@ def add_user(name: str, role: str, password: str, *, actor: str) -> User:
     db.session.add(user)
     audit.record("user.add", actor=actor, object=name, details={"role": role})
     return user
+
+
+def remove_user(name: str, *, actor: str) -> User:
+    """Remove an account and end all its web sessions at once (in the caller's transaction).
+
+    The last admin account cannot be removed: nobody could manage the hub's
+    accounts from the web view any more.
+    """
+    from .auth.sessions import end_user_sessions  # lazy: backend.auth imports this module
+
+    user = db.session.scalar(select(User).where(User.name == name.strip()).with_for_update())
+    if user is None:
+        raise NotFound(f"no user {name}")
+    if user.role == "admin":
+        admins = db.session.scalar(select(func.count()).select_from(User).where(User.role == "admin"))
+        if admins <= 1:
+            raise Conflict(f"{user.name} is the last admin account; add another admin first")
+    ended = end_user_sessions(user.id)
+    db.session.delete(user)
+    audit.record("user.remove", actor=actor, object=user.name, details={"role": user.role, "sessions_ended": ended})
+    return user
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.name)))

@@ -14,6 +14,10 @@ Rules this module owns:
   any header byte breaks it.
 - ``change_hash`` is the SHA-256 of the signed bytes: what ``prev`` points at
   and what tells two different changes at one (device, seq) apart.
+- One optional header key, ``resolution`` = ``{kind, resolves, by}`` (all
+  text), is signed with the header when present: a hub-signed resolution names
+  what it resolves and the staff member who chose it. Absent, the signed bytes
+  are exactly those of a change without it, so every existing signature holds.
 """
 
 from __future__ import annotations
@@ -80,7 +84,9 @@ def _digests(fields: Any) -> dict[str, str]:
 
 
 _TEXT_KEYS = ("id", "collection", "record_id", "agency", "device", "hlc")
-_KNOWN_KEYS = frozenset((*HEADER, "fields", "signature"))
+RESOLUTION = "resolution"
+RESOLUTION_KEYS = frozenset(("kind", "resolves", "by"))
+_KNOWN_KEYS = frozenset((*HEADER, RESOLUTION, "fields", "signature"))
 
 
 def _check_header(change: dict[str, Any]) -> None:
@@ -103,6 +109,14 @@ def _check_header(change: dict[str, Any]) -> None:
         raise VerificationError("base must map field names to clock text or null")
     if not all(type(k) is str for k in base):
         raise VerificationError("base names fields with text only")
+    if RESOLUTION in change:
+        resolution = change[RESOLUTION]
+        if (
+            type(resolution) is not dict
+            or resolution.keys() != RESOLUTION_KEYS
+            or not all(type(v) is str and v for v in resolution.values())
+        ):
+            raise VerificationError("resolution must be {kind, resolves, by}, each non-empty text")
 
 
 def _signed_bytes(change: dict[str, Any]) -> bytes:
@@ -111,6 +125,8 @@ def _signed_bytes(change: dict[str, Any]) -> bytes:
     except KeyError as exc:
         raise VerificationError(f"change has no {exc.args[0]!r}") from None
     _check_header(change)
+    if RESOLUTION in change:
+        payload[RESOLUTION] = change[RESOLUTION]
     payload["fields"] = digests = _digests(change.get("fields"))
     # every header value's type was checked above and digests are base64url text: with
     # ASCII field names (always, for fieldsync's schemas) the payload is plain and its

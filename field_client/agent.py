@@ -11,7 +11,9 @@ Rules this module owns:
   with nothing applied twice and nothing skipped.
 - Every pulled change is verified against the registry pinned at enrollment
   before it is applied; one that fails is kept in ``refused`` with the reason,
-  never applied. A newer registry is adopted only if it extends the pinned one.
+  never applied. A hub-signed resolution must also only re-state a value an
+  officer signed (sync.resolutions), so a compromised hub cannot invent one.
+  A newer registry is adopted only if it extends the pinned one.
 - Every pull's checkpoint must verify with the hub key, and must not show a
   smaller log than the newest checkpoint kept, nor a different head at the
   same size: otherwise :class:`HubUntrusted` stops the sync, loudly.
@@ -30,7 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crypto import VerificationError, verify_checkpoint
-from sync import ChangeRejected, ClockDriftError, ClockError, ProvenanceError
+from sync import HUB_DEVICE, ChangeRejected, ClockDriftError, ClockError, ProvenanceError, check_resolution
+from sync.changes import resolution_of
 
 from . import state
 from .device import Device
@@ -160,6 +163,8 @@ def pull(device: Device, client: HubClient, report: SyncReport, *, progress: Pro
                     if not isinstance(wire, dict):
                         raise ProvenanceError("not a change")
                     change = verifier.verify(wire, answer.get("certificates", {}).get(wire.get("device")))
+                    if change.device == HUB_DEVICE:  # staff may only choose among values officers signed
+                        check_resolution(state.load(replica, change.record_id), change)
                     clock.observe(change.hlc)
                     state.keep_change(replica, change, "hub")
                     if state.apply_change(replica, change) == "applied":
@@ -224,6 +229,7 @@ def backoff(failures: int, *, base: float = 5.0, cap: float = 900.0, rng: random
 def status(device: Device) -> dict[str, Any]:
     replica = device.replica
     count = lambda sql: replica.conn.execute(sql).fetchone()[0]  # noqa: E731
+    found = conflicts(device)  # open ones only: those command staff settled are not counted
     return {
         "device_id": device.device_id,
         "agency": device.agency,
@@ -233,8 +239,8 @@ def status(device: Device) -> dict[str, Any]:
         "last_sync_at": replica.get("last_sync_at"),
         "last_sync_error": replica.get("last_sync_error"),
         "cursor": replica.get("cursor", 0),
-        "conflicts": count("SELECT count(*) FROM conflicts"),
-        "double_bookings": count("SELECT count(*) FROM double_bookings"),
+        "conflicts": sum(1 for c in found["conflicts"] if c["resolved_by"] is None),
+        "double_bookings": sum(1 for b in found["double_bookings"] if b["resolved_by"] is None),
         "rejected": [  # details decoded: field -> messages, as `sync --json` reports them
             {**row, "details": json.loads(row["details"]) if row["details"] else {}}
             for row in replica.rows(
@@ -245,16 +251,41 @@ def status(device: Device) -> dict[str, Any]:
     }
 
 
+def _resolutions(replica: Any) -> tuple[dict[tuple[str, str], list[tuple[str, str]]], dict[str, str]]:
+    """What command staff decided, from the hub-signed changes this laptop verified and holds:
+    (record, field) -> [(hlc, staff member)] for conflicts; double booking id -> staff member."""
+    fields: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    bookings: dict[str, str] = {}
+    for row in replica.rows("SELECT wire FROM changes WHERE device = ?", (HUB_DEVICE,)):
+        wire = json.loads(row["wire"])
+        resolution = resolution_of(wire) or {}
+        if resolution.get("kind") == "conflict":
+            parts = str(resolution.get("resolves", "")).split("/")
+            if len(parts) == 4:
+                fields.setdefault((wire["record_id"], parts[1]), []).append((wire["hlc"], resolution["by"]))
+        elif resolution.get("kind") == "double_booking":
+            bookings[str(resolution.get("resolves"))] = resolution["by"]
+    return fields, bookings
+
+
 def conflicts(device: Device) -> dict[str, Any]:
-    """Every conflict and double booking on this laptop, both sides shown."""
+    """Every conflict and double booking on this laptop, both sides shown, each with
+    ``resolved_by``: the staff member whose hub-signed decision settled it (None while open).
+    A decision settles every conflict of that record field written before it."""
     replica = device.replica
+    settled_fields, settled_bookings = _resolutions(replica)
     rows = replica.rows(
         "SELECT id, record_id, collection, field, winner, loser, detected_at FROM conflicts ORDER BY id"
     )
     for row in rows:
         row["winner"], row["loser"] = json.loads(row["winner"]), json.loads(row["loser"])
+        newest = max(row["winner"]["hlc"], row["loser"]["hlc"])
+        later = [by for hlc, by in settled_fields.get((row["record_id"], row["field"]), []) if hlc > newest]
+        row["resolved_by"] = later[0] if later else None
     bookings = replica.rows(
         "SELECT id, resource_id, first, second, overlap_start, overlap_end, detected_at"
         " FROM double_bookings ORDER BY id"
     )
+    for booking in bookings:
+        booking["resolved_by"] = settled_bookings.get(booking["id"])
     return {"conflicts": rows, "double_bookings": bookings}

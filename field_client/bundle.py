@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crypto import KeyRegistry, RegistryHead, VerificationError, read_certificate
-from sync import MergeState, ProvenanceError, Verifier
+from sync import HUB_DEVICE, MergeState, ProvenanceError, Verifier
 
 
 @dataclass
@@ -51,6 +51,8 @@ def verify_bundle(bundle: Any, *, pinned: RegistryHead | None = None) -> BundleR
             if cert:
                 parsed = read_certificate(cert)
                 officers[parsed.device_id] = f"{parsed.officer} ({parsed.agency})"
+            if change.device == HUB_DEVICE:  # a resolution: the staff member it names, signed
+                officers[f"{HUB_DEVICE}:{change.id}"] = f"{change.wire['resolution']['by']} (hub resolution)"
         except (ProvenanceError, VerificationError) as exc:
             report.problems.append(f"change {wire.get('id') if isinstance(wire, dict) else '?'}: {exc}")
     state = merged.records.get(report.record_id)
@@ -71,7 +73,7 @@ def verify_bundle(bundle: Any, *, pinned: RegistryHead | None = None) -> BundleR
                 "value": None if winner.withheld else winner.value,
                 "withheld": winner.withheld,
                 "device": winner.device,
-                "written_by": officers.get(winner.device, "hub" if winner.device == "hub" else "?"),
+                "written_by": officers.get(winner.device) or officers.get(f"{HUB_DEVICE}:{winner.change_id}", "?"),
                 "hlc": winner.hlc,
                 "verified": True,
             }

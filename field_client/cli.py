@@ -355,14 +355,16 @@ def conflicts(ctx: click.Context, as_json: bool) -> None:
         return
     for c in found["conflicts"]:
         winner, loser = c["winner"], c["loser"]
+        settled = f" - resolved by {c['resolved_by']} (hub-signed)" if c.get("resolved_by") else ""
         click.echo(
             f"{c['collection']} {c['record_id']} field {c['field']}: {winner['value']!r} (kept, device "
-            f"{winner['device']}) over {loser['value']!r} (device {loser['device']})"
+            f"{winner['device']}) over {loser['value']!r} (device {loser['device']}){settled}"
         )
     for b in found["double_bookings"]:
+        settled = f" - resolved by {b['resolved_by']} (hub-signed)" if b.get("resolved_by") else ""
         click.echo(
             f"double booking of resource {b['resource_id']}: reservations {b['first']} and {b['second']} "
-            f"overlap {b['overlap_start']} .. {b['overlap_end']}"
+            f"overlap {b['overlap_start']} .. {b['overlap_end']}{settled}"
         )
     if not found["conflicts"] and not found["double_bookings"]:
         click.echo("no conflicts")

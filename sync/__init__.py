@@ -4,7 +4,8 @@ Modules, each opening with the rules it owns: :mod:`hlc` (clocks),
 :mod:`schemas` (records and change envelopes), :mod:`changes` (the change
 value and how one is made), :mod:`feeds` (per-device chains), :mod:`merge`
 (per-field last-writer-wins), :mod:`conflicts` (what staff review),
-:mod:`provenance` (verifying a change's chain of keys).
+:mod:`provenance` (verifying a change's chain of keys), :mod:`resolutions`
+(what a hub-signed decision of command staff may say).
 """
 
 from .changes import DELETED, Change, make_change
@@ -14,6 +15,7 @@ from .feeds import FeedHead, Verdict, classify, release
 from .hlc import DEFAULT_MAX_DRIFT_MS, Clock, Hlc
 from .merge import MergeState, Outcome, RecordState, apply
 from .provenance import HUB_DEVICE, Verifier
+from .resolutions import check_resolution
 from .schemas import COLLECTIONS, validate_change, validate_values
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Verifier",
     "Version",
     "apply",
+    "check_resolution",
     "classify",
     "find_double_bookings",
     "make_change",

@@ -89,11 +89,14 @@ def make_change(
     seen: Mapping[str, str | None],
     deleted: bool = False,
     change_id: str | None = None,
+    resolution: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Build and sign a wire change.
 
     ``seen`` maps each field to the hlc of the value the author saw (what the
     author's replica held); ``base`` is taken from it for every written field.
+    ``resolution`` (``{kind, resolves, by}``) is for the hub's own changes only:
+    it is signed with the header and names the staff member who decided.
     """
     if deleted and values:
         raise ValueError("a delete carries no values")
@@ -111,4 +114,12 @@ def make_change(
         "fields": {name: {"salt": new_salt(), "value": value} for name, value in values.items()},
         "deleted": deleted,
     }
+    if resolution is not None:
+        wire["resolution"] = dict(resolution)
     return sign_change(wire, key)
+
+
+def resolution_of(wire: Mapping[str, Any]) -> Mapping[str, str] | None:
+    """The signed ``{kind, resolves, by}`` of a hub change (None for a device's change)."""
+    found = wire.get("resolution")
+    return found if isinstance(found, dict) else None

@@ -8,7 +8,10 @@ Rules this module owns:
   made (its hlc time), the device was not revoked before this seq, and the
   device key signed the change.
 - Changes written by the hub itself (conflict resolutions, ``device == "hub"``)
-  verify against the hub key in the registry, and nothing else does.
+  verify against the hub key in the registry, and nothing else does. A hub
+  change must carry its signed ``resolution`` (what it resolves, which staff
+  member chose it); a device's change must not, so no laptop can pass its own
+  edit off as a staff decision.
 - Certificates are verified once and cached by their signature: a pull of a
   thousand changes from one laptop costs one certificate check. A Verifier
   belongs to one registry: build a new one when the registry grows (a new
@@ -92,8 +95,12 @@ class Verifier:
                 raise VerificationError("malformed change")
             at_ms = hlc_wall_ms(wire["hlc"])
             if wire.get("device") == HUB_DEVICE:
+                if "resolution" not in wire:
+                    raise VerificationError("a hub change must name the resolution it carries")
                 return self._verify_hub_change(wire, at_ms)
             else:
+                if "resolution" in wire:
+                    raise VerificationError("only the hub signs resolutions")
                 if cert is None:
                     raise VerificationError("no device certificate for this change")
                 trusted = self._trusted(cert, at_ms)

@@ -162,3 +162,19 @@ def test_a_served_hub_starts_its_scheduler_on_the_first_request(app: Flask, coun
         with served.app_context():
             db.session.remove()
             db.engine.dispose()
+
+
+def test_the_session_job_purges_idle_web_sessions(app: Flask) -> None:
+    from backend.models import WebSession
+
+    moment = now()
+    idle = timedelta(minutes=app.config["SESSION_IDLE_MINUTES"])
+    with app.app_context():
+        for sid, seen in (("a" * 64, moment - idle - timedelta(minutes=1)), ("b" * 64, moment)):
+            db.session.add(WebSession(id=sid, user_id=None, data={}, created_at=seen, last_seen_at=seen))
+        db.session.commit()
+    assert jobs.run_due(app, moment=moment, only="sessions-purge") == {"sessions-purge": "ran"}
+    with app.app_context():
+        assert [s.id for s in db.session.scalars(select(WebSession))] == ["b" * 64]
+        row = db.session.get(JobRun, "sessions-purge")
+        assert row is not None and row.last_summary == {"purged": 1}

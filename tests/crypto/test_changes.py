@@ -478,3 +478,37 @@ def test_signing_a_malformed_change_raises(malformation: str) -> None:
 def test_unsigned_top_level_keys_are_refused(signed: dict) -> None:
     signed["officer"] = "someone else"
     assert _fails(signed)
+
+
+# -- the optional signed resolution (hub-signed decisions of command staff) -----------------
+RESOLUTION = {"kind": "conflict", "resolves": "r/status/a/b", "by": "Lt. Dana Cruz"}
+
+
+def test_a_resolution_is_signed_with_the_header_and_changes_the_hash() -> None:
+    with_it = sign_change({**build_change(), "resolution": RESOLUTION}, KEY)
+    verified = verify_change(with_it, KEY.verify_key)
+    assert verified.change["resolution"] == RESOLUTION
+    plain = sign_change(build_change(), KEY)
+    assert change_hash(with_it) != change_hash(plain)  # it is part of what prev chains over
+    assert change_hash(plain) == change_hash(SIGNED)  # absent, the signed bytes are unchanged
+
+
+@pytest.mark.parametrize("key", sorted(RESOLUTION))
+def test_editing_any_part_of_a_resolution_breaks_the_signature(key: str) -> None:
+    signed = sign_change({**build_change(), "resolution": RESOLUTION}, KEY)
+    edited = copy.deepcopy(signed)
+    edited["resolution"][key] += "x"
+    with pytest.raises(VerificationError):
+        verify_change(edited, KEY.verify_key)
+    removed = {k: v for k, v in signed.items() if k != "resolution"}
+    with pytest.raises(VerificationError):
+        verify_change(removed, KEY.verify_key)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [None, "Lt. Cruz", {"by": "x"}, {**RESOLUTION, "extra": "x"}, {**RESOLUTION, "by": ""}, {**RESOLUTION, "by": 1}],
+)
+def test_a_malformed_resolution_cannot_be_signed(bad: object) -> None:
+    with pytest.raises(CanonicalError):
+        sign_change({**build_change(), "resolution": bad}, KEY)

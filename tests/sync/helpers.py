@@ -157,6 +157,7 @@ class Network:
             hlc=hlc or hlc_text(self.wall.advance(self.tick_ms), 0, HUB_DEVICE),
             values=values,
             seen=seen or {},
+            resolution={"kind": "conflict", "resolves": f"{record_id}/status/a/b", "by": "Lt. Staff"},
         )
         self.hub_prev = change_hash(wire)
         return wire

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from crypto import KeyRegistry, SigningKey, change_hash
+from crypto import KeyRegistry, SigningKey, change_hash, sign_change
 from sync import HUB_DEVICE, ProvenanceError, SyncError, Verifier, make_change
 
 from .helpers import HOUR_MS, START, T0_MS, Agency, Device, hlc_text, ms_of, new_id
@@ -336,3 +336,26 @@ def test_an_altered_certificate_is_refused_after_the_genuine_one_was_cached(spd:
     verifier.verify(unit_wire(alice), alice.cert)
     altered = {**alice.cert, name: value}
     refused(verifier, unit_wire(alice), altered)
+
+
+def test_a_hub_change_without_its_resolution_is_refused(spd: Agency) -> None:
+    wire = spd.network.hub_wire(collection="resources", record_id=new_id(), agency="SPD", values={"status": "deployed"})
+    unsigned = {k: v for k, v in wire.items() if k not in ("resolution", "signature")}
+    stripped = sign_change(unsigned, spd.network.hub_key)  # validly signed by the hub key, but names no one
+    assert "must name the resolution" in refused(spd.network.verifier, stripped, None).reason
+
+
+def test_the_staff_member_named_in_a_resolution_is_signed(spd: Agency) -> None:
+    wire = spd.network.hub_wire(collection="resources", record_id=new_id(), agency="SPD", values={"status": "deployed"})
+    assert spd.network.verifier.verify(wire, None).wire["resolution"]["by"] == "Lt. Staff"
+    forged = {**wire, "resolution": {**wire["resolution"], "by": "Cmdr. Someone Else"}}
+    refused(spd.network.verifier, forged, None)
+    for bad in ({"by": "x"}, {**wire["resolution"], "extra": "x"}, {**wire["resolution"], "by": ""}, "Lt. Staff"):
+        refused(spd.network.verifier, {**wire, "resolution": bad}, None)
+
+
+def test_a_device_cannot_sign_a_resolution(spd: Agency) -> None:
+    alice = spd.device("alice")
+    wire = unit_wire(alice)
+    claimed = sign_change({**wire, "resolution": {"kind": "conflict", "resolves": "x", "by": "Lt. Staff"}}, alice.key)
+    assert "only the hub" in refused(spd.network.verifier, claimed, alice.cert).reason

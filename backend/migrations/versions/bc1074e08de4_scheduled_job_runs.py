@@ -1,7 +1,7 @@
 """scheduled job runs
 
 Revision ID: bc1074e08de4
-Revises: faa430c8303d
+Revises: b7c41e0a9d21
 Create Date: 2026-12-01 07:05:15.212705
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "bc1074e08de4"
-down_revision = "faa430c8303d"
+down_revision = "b7c41e0a9d21"
 branch_labels = None
 depends_on = None
 
