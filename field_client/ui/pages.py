@@ -96,7 +96,7 @@ def sync_bar() -> dict[str, Any]:
             "last_error": info["last_sync_error"],
             "running": bool(syncer and syncer.running),
             "outcome": outcome,
-            "rejected": review.rejected(ui.replica, limit=3),
+            "rejected": _last_refused(ui.replica, outcome),
             "rejected_count": len(info["rejected"]),
             "refused_count": len(info["refused"]),
             "concerns": _concern_count(device),
@@ -104,6 +104,14 @@ def sync_bar() -> dict[str, Any]:
         },
         "me": {"agency": device.agency, "device": device.device_id},
     }
+
+
+def _last_refused(replica: Replica, outcome: Any) -> list[dict[str, Any]]:
+    """What the last sync of this run had refused (the full list is on the sync page)."""
+    if outcome is None or not outcome.report or not outcome.report.get("rejected"):
+        return []
+    ids = {item["id"] for item in outcome.report["rejected"]}
+    return [item for item in review.rejected(replica) if item["change_id"] in ids]
 
 
 def _concern_count(device: Device) -> int:

@@ -127,3 +127,9 @@ def two_agencies(hub_process: Hub, officer: Callable[[str, str], Officer]) -> tu
     )  # fmt: skip
     hub_process.admin("agreement", "add", "--from", "CSO", "--to", "SPD", "--collections", "resources,contacts")
     return hub_process, officer("SPD", "adams"), officer("CSO", "cruz")
+
+
+@pytest.fixture
+def adams(officer: Callable[[str, str], Officer]) -> Officer:  # noqa: F811
+    """SPD's officer Adams alone, enrolled with this test's hub."""
+    return officer("SPD", "adams")
