@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from .. import agent, review
 from ..device import Device
@@ -58,8 +58,7 @@ def unlock() -> Any:
 def sync_now() -> Any:
     ui = state_of(current_app)
     assert ui.syncer is not None
-    ui.syncer.request()
-    flash("Syncing with the hub…")
+    ui.syncer.request()  # the sync bar says "Syncing…" until it is done
     back = request.form.get("next", "")
     return redirect(back if back.startswith("/") and not back.startswith("//") else url_for("ui.resources"), 303)
 

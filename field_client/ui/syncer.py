@@ -78,7 +78,9 @@ class Syncer:
             self._running = True
         self._wake.set()
 
-    def stop(self, timeout: float = 40.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to end; a sync stuck on the network is left to die with the process
+        (daemon thread): every sync write is one transaction, so nothing is left half-done."""
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():

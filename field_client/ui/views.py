@@ -194,6 +194,28 @@ def reservation_state(record_id: str) -> Any:
     return redirect(url_for(".resource", record_id=record["resource_id"]), 303)
 
 
+# -- delete (own agency's records), with a confirmation page: no JavaScript needed -------------
+@bp.route("/records/<record_id>/delete", methods=["GET", "POST"])
+def delete(record_id: str) -> Any:
+    dev = device()
+    record = state.get_record(dev.replica, record_id)
+    if record is None or record["deleted"]:
+        abort(404)
+    back = url_for(".contact" if record["collection"] == "contacts" else ".resource", record_id=record_id)
+    if record["collection"] == "reservations":
+        back = url_for(".resource", record_id=record["resource_id"])
+    if request.method == "POST":
+        try:
+            edits.delete(dev, record_id)
+        except EditRefused as exc:
+            flash(f"Not deleted: {exc}")
+            return redirect(back, 303)
+        flash(f"Deleted {record.get('name') or NOUN[record['collection']]} (queued for the next sync).")
+        home = ".contacts" if record["collection"] == "contacts" else ".resources"
+        return redirect(back if record["collection"] == "reservations" else url_for(home), 303)
+    return render_template("delete.html", record=record, noun=NOUN[record["collection"]], back=back)
+
+
 # -- add and edit, one form for each collection -----------------------------------------
 def _form_context(dev: Device, collection: str) -> dict[str, Any]:
     live = lambda c: state.list_records(dev.replica, c)  # noqa: E731

@@ -196,3 +196,30 @@ def test_refusals_and_conflicts_with_what_the_hub_decided(two_agencies: Any, ui_
     shot(page, "conflicts")
     hub_conflicts = hub.conflicts()
     assert [c["field"] for c in hub_conflicts] == ["status"] and hub_conflicts[0]["winner"]["value"] == "deployed"
+
+
+def test_delete_asks_first_and_only_own_records(two_agencies: Any, ui_of: Any, context: Any) -> None:
+    _, adams, cruz = two_agencies
+    adams.add("contact", name="Old liaison", role="liaison")
+    boat = cruz.add("resource", kind="vehicle", name="Boat 2")
+    cruz.sync()
+    adams.sync()
+    page = opened(ui_of(adams), context)
+    page.get_by_role("link", name="Contacts").click()
+    page.get_by_role("link", name="Old liaison").click()
+    page.get_by_role("link", name="Delete…").click()
+    expect(page.get_by_role("heading", name="Delete contact Old liaison?")).to_be_visible()
+    assert adams.list("contact") != []  # the confirmation page changed nothing
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Deleted Old liaison")).to_be_visible()
+    expect(page.get_by_test_id("contacts").get_by_test_id("name")).to_have_count(0)
+    assert adams.list("contact") == [] and pending(page) == 1
+
+    page.get_by_role("link", name="Resources", exact=True).click()
+    page.get_by_role("link", name="Boat 2").click()
+    expect(page.get_by_role("link", name="Delete…")).to_have_count(0)  # CSO's boat: no delete offered
+    page.goto(page.url.rsplit("/resources/", 1)[0] + f"/records/{boat}/delete")
+    expect(page.get_by_text("Only CSO may delete its records")).to_be_visible()
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Not deleted: only CSO may delete its records")).to_be_visible()
+    assert [r["name"] for r in adams.list("resource")] == ["Boat 2"] and pending(page) == 1

@@ -11,6 +11,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import FIELDSYNC, run_cli
+
 from .conftest import pending, shot
 
 SLOW_SYNC = 30_000  # ms: a sync runs in the ui's background thread; the page refreshes itself
@@ -100,3 +102,35 @@ def test_offline_vehicle_and_booking_reach_the_hub_and_a_partner(
         expect(theirs.get_by_text("SPD owns this resource")).to_be_visible()
     finally:
         other.close()
+
+
+def test_it_syncs_by_itself_and_keeps_trying_while_there_is_no_link(
+    hub_process: Any, adams: Any, ui_of: Any, context: Any
+) -> None:
+    hub = hub_process
+    hub.stop()
+    adams.add("resource", kind="vehicle", name="Unit 7")
+    ui = ui_of(adams, "--sync-every", "2")
+    page = context.new_page()
+    page.goto(ui.url)
+    # the first try at start finds no hub: said calmly, the change stays queued, nobody pressed anything
+    expect(page.get_by_test_id("sync-message")).to_contain_text("No link to the hub right now", timeout=SLOW_SYNC)
+    expect(page.get_by_test_id("sync-message")).to_contain_text("tries again by itself")
+    assert pending(page) == 1
+    hub.start()
+    deadline_ms = 60_000  # backoff after failures: 2.5-5 s, then 5-10 s (jittered)
+    for _ in range(deadline_ms // 1000):
+        page.reload()
+        if pending(page) == 0:
+            break
+        page.wait_for_timeout(1000)
+    assert pending(page) == 0
+    assert [row["values"]["name"] for row in hub.records()] == ["Unit 7"]
+
+
+def test_ui_refuses_to_start_without_a_replica_or_with_a_wrong_passphrase(adams: Any, tmp_path: Any) -> None:
+    out = run_cli([FIELDSYNC, "--home", tmp_path / "nowhere", "ui", "--no-browser"], adams.env, check=False)
+    assert out.returncode != 0 and "run `fieldsync enroll` first" in out.stderr
+    env = {**adams.env, "FIELDSYNC_PASSPHRASE": "wrong passphrase!"}
+    out = run_cli([FIELDSYNC, "--home", adams.home, "ui", "--no-browser"], env, check=False)
+    assert out.returncode != 0 and "wrong passphrase" in out.stderr and "Traceback" not in out.stderr
