@@ -45,12 +45,12 @@ PARSERS: tuple[tuple[type, Callable[[str], Any], str], ...] = (
 LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
 
-def _field(collection: str, name: str) -> mfields.Field | None:
+def _field(collection: str, name: str) -> Any:
     declared = RECORD_SCHEMAS[collection]._declared_fields
     head, _, rest = name.partition(".")
     field = declared.get(head)
     if rest and isinstance(field, mfields.Nested):
-        return field.schema.fields.get(rest)  # type: ignore[no-any-return,union-attr]
+        return field.schema.fields.get(rest)
     return field if not rest else None
 
 

@@ -104,7 +104,8 @@ def rejected(replica: Replica, limit: int | None = None) -> list[dict[str, Any]]
     )
     rows = replica.rows(sql + (f" LIMIT {int(limit)}" if limit else ""))
     out = []
-    for row in rows:
+    for found in rows:
+        row = dict(found)
         wire = json.loads(row.pop("wire"))
         out.append(
             {

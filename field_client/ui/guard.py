@@ -77,7 +77,7 @@ def _page(message: str) -> str:
 
 def check_request() -> Any:
     """before_request: Host, then the secret (or its session), then the Origin of a POST."""
-    hosts = current_app.config.get("UI_HOSTS")
+    hosts: set[str] = current_app.config.get("UI_HOSTS") or set()
     if not hosts or request.host not in hosts:
         _refuse(403, "This address is not fieldsync ui's. Open the address that `fieldsync ui` printed.")
     expected = current_app.config["UI_SECRET"]

@@ -218,7 +218,9 @@ def delete(record_id: str) -> Any:
 
 # -- add and edit, one form for each collection -----------------------------------------
 def _form_context(dev: Device, collection: str) -> dict[str, Any]:
-    live = lambda c: state.list_records(dev.replica, c)  # noqa: E731
+    def live(collection: str) -> list[dict[str, Any]]:
+        return state.list_records(dev.replica, collection)
+
     return {
         "contacts": sorted(live("contacts"), key=lambda c: str(c.get("name", "")).casefold()),
         "resources_all": sorted(live("resources"), key=lambda r: str(r.get("name", "")).casefold()),

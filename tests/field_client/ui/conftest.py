@@ -32,12 +32,13 @@ START_TIMEOUT = 20
 class Ui:
     """One ``fieldsync ui`` process of one officer."""
 
-    def __init__(self, person: Officer, *extra: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, person: Officer, *extra: str, env: dict[str, str] | None = None, browser: bool = False) -> None:
         self.person = person
         self.log = person.home.parent / f"ui-{person.name}.log"
         self._err = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
+        options = ["--sync-every", "0", *extra] + ([] if browser else ["--no-browser"])
         self.proc = subprocess.Popen(
-            [str(FIELDSYNC), "--home", str(person.home), "ui", "--no-browser", "--sync-every", "0", *extra],
+            [str(FIELDSYNC), "--home", str(person.home), "ui", *options],
             env=env or person.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -87,8 +88,8 @@ def ui_of() -> Iterator[Callable[..., Ui]]:
     """``ui_of(officer, *options)``: start that officer's ``fieldsync ui``; all stopped at the end."""
     started: list[Ui] = []
 
-    def start(person: Officer, *extra: str, env: dict[str, str] | None = None) -> Ui:
-        ui = Ui(person, *extra, env=env)
+    def start(person: Officer, *extra: str, env: dict[str, str] | None = None, browser: bool = False) -> Ui:
+        ui = Ui(person, *extra, env=env, browser=browser)
         started.append(ui)
         return ui
 

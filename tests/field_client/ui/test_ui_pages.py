@@ -223,3 +223,75 @@ def test_delete_asks_first_and_only_own_records(two_agencies: Any, ui_of: Any, c
     page.get_by_role("button", name="Delete").click()
     expect(page.get_by_text("Not deleted: only CSO may delete its records")).to_be_visible()
     assert [r["name"] for r in adams.list("resource")] == ["Boat 2"] and pending(page) == 1
+
+
+def test_a_partner_request_approved_over_a_booking_shows_as_a_double_booking(
+    two_agencies: Any, ui_of: Any, context: Any
+) -> None:
+    hub, adams, cruz = two_agencies
+    unit = adams.add("resource", kind="vehicle", name="Unit 12")
+    adams.add("reservation", resource_id=unit, starts_at="2026-12-02T08:00:00Z", ends_at="2026-12-02T12:00:00Z",
+              purpose="Warrant service")  # fmt: skip
+    adams.sync()
+    cruz.sync()
+    request = cruz.add_record("reservation", resource_id=unit, starts_at="2026-12-02T10:00:00Z",
+                              ends_at="2026-12-02T14:00:00Z", purpose="Prisoner transport")  # fmt: skip
+    assert request["state"] == "requested"  # a partner's vehicle: a request until SPD decides
+    cruz.sync()
+    page = opened(ui_of(adams), context)
+    sync_now(page)
+    page.get_by_role("link", name="Unit 12").click()
+    bookings = page.get_by_test_id("bookings")
+    expect(bookings.get_by_role("listitem").filter(has_text="Prisoner transport")).to_contain_text("REQUESTED")
+    bookings.get_by_role("listitem").filter(has_text="Prisoner transport").get_by_role("button", name="Approve").click()
+    expect(page.get_by_text("Booking is now approved")).to_be_visible()
+    expect(page.get_by_test_id("concerns")).to_have_text("1")
+    page.get_by_role("link", name="Conflicts").click()
+    doubles = page.get_by_test_id("double-bookings")
+    expect(doubles).to_contain_text("Unit 12")
+    expect(doubles).to_contain_text("Warrant service")
+    expect(doubles).to_contain_text("Prisoner transport")
+    expect(doubles.get_by_test_id("decision")).to_contain_text("Both still approved: SPD decides")
+    # SPD declines the request after all: settled, and the hub agrees after the sync
+    page.get_by_role("link", name="Unit 12").click()
+    theirs = page.get_by_test_id("bookings").get_by_role("listitem").filter(has_text="Prisoner transport")
+    expect(theirs.get_by_role("button", name="Cancel booking")).to_have_count(0)  # CSO's request: SPD only decides
+    theirs.get_by_role("link", name="Edit").click()
+    page.get_by_label("State").select_option("declined")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_text("Changes saved on this laptop (state)")).to_be_visible()
+    page.get_by_role("link", name="Conflicts").click()
+    expect(page.get_by_test_id("double-bookings").get_by_test_id("decision")).to_contain_text("Settled")
+    sync_now(page)
+    expect(page.get_by_test_id("pending")).to_have_text("0")
+    states = {r["values"]["purpose"]: r["values"]["state"] for r in hub.records() if r["collection"] == "reservations"}
+    assert states == {"Warrant service": "approved", "Prisoner transport": "declined"}
+
+
+def test_edit_a_contact_and_a_booking(adams: Any, ui_of: Any, context: Any) -> None:
+    unit = adams.add("resource", kind="vehicle", name="Unit 12")
+    adams.add("reservation", resource_id=unit, starts_at="2026-12-02T08:00:00Z", ends_at="2026-12-02T12:00:00Z")
+    adams.add("contact", name="Lt. Maria Ortiz", role="liaison", phone="555-0100")
+    page = opened(ui_of(adams), context)
+    page.get_by_role("link", name="Contacts").click()
+    page.get_by_role("link", name="Lt. Maria Ortiz").click()
+    page.get_by_role("link", name="Edit contact").click()
+    page.get_by_label("Phone").fill("+1 217 555 0142")
+    page.get_by_label("Radio").fill("TAC-2")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("link", name="Call +1 217 555 0142")).to_be_visible()
+    page.get_by_role("link", name="Resources", exact=True).click()
+    page.get_by_role("link", name="Unit 12").click()
+    page.get_by_test_id("bookings").get_by_role("link", name="Edit").click()
+    expect(page.get_by_label("Starts")).not_to_have_value("")
+    page.get_by_label("Ends").fill("2026-12-02T07:00")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_test_id("error-ends_at")).to_contain_text("Must be after starts_at.")
+    page.get_by_label("Ends").fill("2026-12-02T23:00")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_text("Changes saved on this laptop (ends_at)")).to_be_visible()
+    (contact,) = adams.list("contact")
+    (booking,) = adams.list("reservation")
+    assert contact["phone"] == "+1 217 555 0142" and contact["radio"] == "TAC-2"
+    assert booking["starts_at"] == "2026-12-02T08:00:00Z" and booking["ends_at"].endswith("Z")
+    assert pending(page) == 5

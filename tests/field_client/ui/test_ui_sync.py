@@ -7,6 +7,7 @@ loopback (stopped while the officer works), each officer's ui is its own
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from playwright.sync_api import expect
@@ -134,3 +135,16 @@ def test_ui_refuses_to_start_without_a_replica_or_with_a_wrong_passphrase(adams:
     env = {**adams.env, "FIELDSYNC_PASSPHRASE": "wrong passphrase!"}
     out = run_cli([FIELDSYNC, "--home", adams.home, "ui", "--no-browser"], env, check=False)
     assert out.returncode != 0 and "wrong passphrase" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_without_no_browser_it_opens_the_browser_at_the_address(adams: Any, ui_of: Any, tmp_path: Any) -> None:
+    opened = tmp_path / "opened.txt"
+    fake = tmp_path / "record-url"  # a "browser" that only writes down what it was asked to open
+    fake.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{opened}"\n')
+    fake.chmod(0o755)
+    ui = ui_of(adams, env={**adams.env, "BROWSER": str(fake)}, browser=True)
+    for _ in range(100):
+        if opened.exists() and opened.read_text():
+            break
+        time.sleep(0.1)
+    assert opened.read_text() == ui.url
