@@ -60,7 +60,8 @@ def sync_now() -> Any:
     assert ui.syncer is not None
     ui.syncer.request()  # the sync bar says "Syncing…" until it is done
     back = request.form.get("next", "")
-    return redirect(back if back.startswith("/") and not back.startswith("//") else url_for("ui.resources"), 303)
+    local = back.startswith("/") and not back.startswith(("//", "/\\")) and "\\" not in back  # never off-site
+    return redirect(back if local else url_for("ui.resources"), 303)
 
 
 @bp.get("/sync")
