@@ -144,3 +144,19 @@ def test_unlock_on_the_page_when_there_is_no_terminal(adams: Any, ui_of: Any, co
     page.get_by_role("button", name="Unlock").click()
     expect(page.get_by_role("heading", name="Resources")).to_be_visible()
     assert pending(page) == 0
+
+
+def test_sync_now_sends_the_browser_back_only_to_its_own_pages(running: Any) -> None:
+    session = authed(running)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', session.get(running.base + "/contacts", timeout=10).text)
+    assert token
+    for back, expected in (
+        ("/contacts?q=ortiz", "/contacts?q=ortiz"),
+        ("//evil.example/", "/resources"),
+        ("/\\evil.example", "/resources"),
+        ("https://evil.example/", "/resources"),
+    ):
+        answer = session.post(
+            running.base + "/sync", data={"csrf_token": token[1], "next": back}, allow_redirects=False, timeout=10
+        )
+        assert answer.status_code == 303 and answer.headers["Location"] == expected, back
