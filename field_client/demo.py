@@ -287,6 +287,10 @@ def main() -> None:
             f"Try an officer: FIELDSYNC_PASSPHRASE={OFFICER_PASSPHRASE} "
             f"{BIN / 'fieldsync'} --home {folder / 'lee'} resource list"
         )
+        print(
+            f"Officer's page: FIELDSYNC_PASSPHRASE={OFFICER_PASSPHRASE} "
+            f"{BIN / 'fieldsync'} --home {folder / 'lee'} ui   (opens the browser on this machine)"
+        )
         print(f"Hub admin:      FIELDSYNC_INSTANCE={folder / 'hub'} {BIN / 'fieldsync-hub'} device list")
         print("Press Ctrl-C to stop the hub.", flush=True)
         assert demo.server is not None

@@ -71,7 +71,8 @@ def utc_to_local_input(text: Any) -> str:
         moment = datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     except ValueError:
         return ""
-    return moment.astimezone().strftime("%Y-%m-%dT%H:%M")
+    # seconds only when there are some: a form sent back unchanged must give back the same time
+    return moment.astimezone().strftime("%Y-%m-%dT%H:%M:%S" if moment.second else "%Y-%m-%dT%H:%M")
 
 
 def parse_text(collection: str, name: str, text: str, *, local_times: bool = False) -> Any:
@@ -139,4 +140,11 @@ def form_values(
         raise EditRefused("invalid values", errors)
     if current is None:
         return {name: value for name, value in values.items() if value is not None}
-    return {name: value for name, value in values.items() if current.get(name) != value}
+    return {name: value for name, value in values.items() if _comparable(current.get(name)) != _comparable(value)}
+
+
+def _comparable(value: Any) -> Any:
+    """A nested value without its empty parts: {"text": "HQ", "lat": None} is the form's {"text": "HQ"}."""
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if v is not None} or None
+    return value

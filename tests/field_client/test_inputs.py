@@ -45,6 +45,8 @@ def test_an_update_keeps_only_what_changed_and_blanks_clear() -> None:
     assert form_values("resources", texts, current) == {"notes": None}
     assert form_values("resources", {**texts, "quantity": "2", "notes": "keys"}, current) == {"quantity": 2}
     assert form_values("resources", {"description": ""}, current) == {}  # blank and already empty: no write
+    stored = {"location": {"text": "HQ", "lat": None, "lon": None}}
+    assert form_values("resources", {"location.text": "HQ", "location.lat": "", "location.lon": ""}, stored) == {}
 
 
 def test_local_times_become_utc_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,6 +56,8 @@ def test_local_times_become_utc_and_back(monkeypatch: pytest.MonkeyPatch) -> Non
         assert local_to_utc("2026-11-23T14:00") == "2026-11-23T20:00:00Z"
         assert local_to_utc("2026-07-01T14:00:30") == "2026-07-01T19:00:30Z"  # daylight time
         assert utc_to_local_input("2026-11-23T20:00:00Z") == "2026-11-23T14:00"
+        assert utc_to_local_input("2026-11-23T20:00:30Z") == "2026-11-23T14:00:30"  # no second lost
+        assert local_to_utc(utc_to_local_input("2026-11-23T20:00:30Z")) == "2026-11-23T20:00:30Z"
         assert local_to_utc("tomorrow") is None
         values = form_values("reservations", {"starts_at": "2026-11-23T14:00", "ends_at": "2026-11-23T18:00:00Z"})
         assert values == {"starts_at": "2026-11-23T20:00:00Z", "ends_at": "2026-11-23T18:00:00Z"}

@@ -4,6 +4,7 @@ filters, the phone-book, refusals and conflicts shown with what the hub decided.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from playwright.sync_api import expect
@@ -91,7 +92,8 @@ def test_booking_that_ends_before_it_starts_is_refused(adams: Any, ui_of: Any, c
 
 
 def test_an_edit_writes_only_the_fields_changed(adams: Any, ui_of: Any, context: Any) -> None:
-    adams.add("resource", kind="vehicle", name="Unit 12", quantity=1, notes="keys at desk")
+    elsewhere = str(uuid.uuid4())  # a point of contact this laptop does not hold: an edit must keep it
+    adams.add("resource", kind="vehicle", name="Unit 12", quantity=1, notes="keys at desk", point_of_contact=elsewhere)
     page = opened(ui_of(adams), context)
     page.get_by_test_id("resources").get_by_role("link").first.click()
     page.get_by_role("link", name="Edit resource").click()
@@ -110,6 +112,7 @@ def test_an_edit_writes_only_the_fields_changed(adams: Any, ui_of: Any, context:
     assert written[1:] == [["notes", "quantity"], ["status"]]
     (record,) = adams.list("resource")
     assert record["quantity"] == 2 and record["notes"] is None and record["status"] == "deployed"
+    assert record["point_of_contact"] == elsewhere
 
 
 def test_filters_and_the_phone_book(two_agencies: Any, ui_of: Any, context: Any) -> None:
@@ -270,7 +273,7 @@ def test_a_partner_request_approved_over_a_booking_shows_as_a_double_booking(
 
 def test_edit_a_contact_and_a_booking(adams: Any, ui_of: Any, context: Any) -> None:
     unit = adams.add("resource", kind="vehicle", name="Unit 12")
-    adams.add("reservation", resource_id=unit, starts_at="2026-12-02T08:00:00Z", ends_at="2026-12-02T12:00:00Z")
+    adams.add("reservation", resource_id=unit, starts_at="2026-12-02T08:00:30Z", ends_at="2026-12-02T12:00:00Z")
     adams.add("contact", name="Lt. Maria Ortiz", role="liaison", phone="555-0100")
     page = opened(ui_of(adams), context)
     page.get_by_role("link", name="Contacts").click()
@@ -293,5 +296,5 @@ def test_edit_a_contact_and_a_booking(adams: Any, ui_of: Any, context: Any) -> N
     (contact,) = adams.list("contact")
     (booking,) = adams.list("reservation")
     assert contact["phone"] == "+1 217 555 0142" and contact["radio"] == "TAC-2"
-    assert booking["starts_at"] == "2026-12-02T08:00:00Z" and booking["ends_at"].endswith("Z")
+    assert booking["starts_at"] == "2026-12-02T08:00:30Z" and booking["ends_at"].endswith("Z")  # not touched
     assert pending(page) == 5
