@@ -149,8 +149,8 @@ def pull(device: Device, client: HubClient, report: SyncReport, *, progress: Pro
                 raise HubUntrusted(f"the hub's key registry is not trustworthy: {exc}") from None
         _check_checkpoint(device, answer.get("checkpoint"))
         verifier = device.verifier()
-        clock = device.clock()
         with replica.transaction():
+            clock = device.clock()  # read inside the transaction: an edit made meanwhile (ui) advanced it
             for device_id, cert in answer.get("certificates", {}).items():
                 replica.conn.execute(
                     "INSERT OR IGNORE INTO certificates(device_id, certificate) VALUES (?, ?)",

@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from marshmallow import fields as mfields
 
 from crypto import SigningKey
 from crypto.errors import CryptoError
 from sync import SyncError
-from sync.schemas import RECORD_SCHEMAS
 
-from . import agent, edits, replica, state
+from . import agent, edits, inputs, replica, state
 from .bundle import verify_bundle
 from .device import Device, enroll_into
 from .errors import ClientError, EditRefused
@@ -126,29 +124,15 @@ def enroll(ctx: click.Context, hub: str, token: str) -> None:
     click.echo(f"enrolled as {answer['officer']} of {answer['agency']}; device {answer['device_id']}")
 
 
-PARSERS: tuple[tuple[type, Callable[[str], Any], str], ...] = (
-    (mfields.Integer, int, "a whole number"),
-    (mfields.Float, float, "a number"),
-    (mfields.Nested, json.loads, 'a JSON object like {"text": "HQ", "lat": 39.78, "lon": -89.65}'),
-)
-
-
 def _coerce(collection: str, assignments: tuple[str, ...], clear: tuple[str, ...]) -> dict[str, Any]:
-    """Turn --set FIELD=VALUE text into the field's JSON type; --clear FIELD into null."""
-    schema_fields = RECORD_SCHEMAS[collection]._declared_fields
-    values: dict[str, Any] = {}
+    """Turn --set FIELD=VALUE text into the field's JSON type (field_client.inputs); --clear FIELD into null."""
+    texts: dict[str, str] = {}
     for item in assignments:
         name, sep, text = item.partition("=")
         if not sep:
             raise EditRefused(f"--set takes FIELD=VALUE, got {item!r}")
-        values[name] = text
-        for field_type, parse, expected in PARSERS:
-            if isinstance(schema_fields.get(name), field_type):
-                try:
-                    values[name] = parse(text)
-                except ValueError:
-                    raise EditRefused("invalid values", {name: [f"{text!r} is not {expected}."]}) from None
-                break
+        texts[name] = text
+    values = inputs.parse_texts(collection, texts)
     for name in clear:
         values[name] = None
     return values
@@ -368,6 +352,40 @@ def conflicts(ctx: click.Context, as_json: bool) -> None:
         )
     if not found["conflicts"] and not found["double_bookings"]:
         click.echo("no conflicts")
+
+
+@main.command()
+@click.option(
+    "--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="Port on 127.0.0.1; 0 = a free one."
+)
+@click.option("--no-browser", is_flag=True, help="Only print the address; do not open the browser.")
+@click.option(
+    "--sync-every",
+    default=60,
+    show_default=True,
+    type=click.IntRange(0, 86400),
+    help="Seconds between automatic syncs (retrying with backoff while the hub is unreachable); 0 = only on Sync now.",
+)
+@click.pass_context
+@clear_errors
+def ui(ctx: click.Context, port: int, no_browser: bool, sync_every: int) -> None:
+    """The officer's local web app on 127.0.0.1: works with no link; syncs when asked (or every minute)."""
+    from .ui.serve import serve
+
+    home = ctx.obj["home"]
+    if not replica.exists(home):
+        raise click.ClickException(f"no replica in {home}: run `fieldsync enroll` first")
+    rep = None
+    if os.environ.get("FIELDSYNC_PASSPHRASE") is not None or sys.stdin.isatty():
+        rep = replica.Replica.open(home, passphrase())
+        try:
+            Device(rep)
+        except ClientError:
+            rep.close()
+            raise
+    else:
+        click.echo("no terminal to type the passphrase in: the page will ask for it")
+    serve(rep, home=home, port=port, browser=not no_browser, sync_every=sync_every, echo=lambda m: click.echo(m))
 
 
 @main.command()

@@ -288,10 +288,15 @@ def main() -> None:
             return
         say("The hub keeps running")
         print(f"API:            {demo.url}/api/v1/openapi.json   health: {demo.url}/healthz")
-        print(f"Admin account:  admin / {ADMIN_PASSWORD}  (web view pages arrive with the web view issue)")
+        print(f"Web view:       {demo.url}/   log in as admin / {ADMIN_PASSWORD} (after the system-use notice)")
+        print("                conflicts, double bookings, records with provenance, audit log, admin pages")
         print(
             f"Try an officer: FIELDSYNC_PASSPHRASE={OFFICER_PASSPHRASE} "
             f"{BIN / 'fieldsync'} --home {folder / 'lee'} resource list"
+        )
+        print(
+            f"Officer's page: FIELDSYNC_PASSPHRASE={OFFICER_PASSPHRASE} "
+            f"{BIN / 'fieldsync'} --home {folder / 'lee'} ui   (opens the browser on this machine)"
         )
         print(f"Hub admin:      FIELDSYNC_INSTANCE={folder / 'hub'} {BIN / 'fieldsync-hub'} device list")
         print("Press Ctrl-C to stop the hub.", flush=True)

@@ -90,9 +90,10 @@ def exists(home: str | os.PathLike[str]) -> bool:
 class Replica:
     """The encrypted replica in an officer's home folder."""
 
-    def __init__(self, home: Path, conn: sqlcipher3.Connection) -> None:
+    def __init__(self, home: Path, conn: sqlcipher3.Connection, key: bytes | None = None) -> None:
         self.home = home
         self.conn = conn
+        self._key = key  # kept only to open another connection (clone); SQLCipher holds it anyway
         self._depth = 0
 
     # -- opening --------------------------------------------------------------
@@ -152,7 +153,7 @@ class Replica:
         conn.execute("PRAGMA cipher_log_level = NONE")
         conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
         conn.execute("PRAGMA cipher_memory_security = ON")
-        replica = cls(folder, conn)
+        replica = cls(folder, conn, key)
         try:
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA secure_delete = ON")
@@ -184,6 +185,20 @@ class Replica:
                 for statement in filter(str.strip, script.split(";")):
                     self.conn.execute(statement)
                 self.conn.execute(f"PRAGMA user_version = {int(version)}")
+
+    def clone(self) -> Replica:
+        """Another connection to the same open replica, for another thread (``fieldsync ui``'s sync).
+
+        SQLite connections are not to be shared between threads mid-transaction:
+        each thread gets its own, and WAL mode lets readers and the one writer
+        of the moment proceed side by side (writers queue on ``BEGIN IMMEDIATE``).
+        No second key derivation: the key this replica was opened with is reused.
+        """
+        if self._key is None:
+            raise ReplicaDamaged("this replica was not opened with a key to clone")
+        other = type(self)._connect(self.home, self._key)
+        other.conn.execute("PRAGMA journal_mode = WAL")
+        return other
 
     def close(self) -> None:
         self.conn.close()

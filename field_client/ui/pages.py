@@ -1,0 +1,169 @@
+"""The ui's other pages: unlock, the sync bar and its page, conflicts; template filters.
+
+The sync bar is on every page (a context processor): pending changes, the
+last successful sync, "Sync now", and what the hub refused and why. A hub
+that cannot be reached is a calm, expected state in a patrol car: the bar
+says the edits are kept and will go out later, not that something broke.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+
+from .. import agent, review
+from ..device import Device
+from ..errors import ReplicaError, WrongPassphrase
+from ..replica import Replica
+from . import state_of
+
+bp = Blueprint("pages", __name__)
+OPEN_WHEN_LOCKED = {"pages.unlock", "static"}
+
+
+@bp.before_app_request
+def require_unlocked() -> Any:
+    if state_of(current_app).replica is None and request.endpoint not in OPEN_WHEN_LOCKED:
+        return redirect(url_for("pages.unlock"), 303)
+    return None
+
+
+@bp.route("/unlock", methods=["GET", "POST"])
+def unlock() -> Any:
+    ui = state_of(current_app)
+    if ui.replica is not None:
+        return redirect(url_for("ui.resources"), 303)
+    error = None
+    if request.method == "POST":
+        try:
+            replica = Replica.open(ui.home, request.form.get("passphrase", ""))
+            try:
+                Device(replica)
+            except ReplicaError:
+                replica.close()
+                raise
+        except WrongPassphrase:
+            error = "Wrong passphrase. Try again (nothing was opened)."
+        except ReplicaError as exc:
+            error = str(exc)
+        else:
+            ui.unlocked(replica)
+            return redirect(url_for("ui.resources"), 303)
+    return render_template("unlock.html", error=error, home=ui.home), (422 if error else 200)
+
+
+@bp.post("/sync")
+def sync_now() -> Any:
+    ui = state_of(current_app)
+    assert ui.syncer is not None
+    ui.syncer.request()  # the sync bar says "Syncing…" until it is done
+    back = request.form.get("next", "")
+    local = back.startswith("/") and not back.startswith(("//", "/\\")) and "\\" not in back  # never off-site
+    return redirect(back if local else url_for("ui.resources"), 303)
+
+
+@bp.get("/sync")
+def sync_page() -> str:
+    ui = state_of(current_app)
+    assert ui.replica is not None
+    return render_template("sync.html", rejected=review.rejected(ui.replica))
+
+
+@bp.get("/conflicts")
+def conflicts() -> str:
+    ui = state_of(current_app)
+    assert ui.replica is not None
+    return render_template("conflicts.html", found=review.concerning(Device(ui.replica)))
+
+
+def sync_bar() -> dict[str, Any]:
+    """Context for every page: the sync bar's figures, read fresh from the replica."""
+    ui = state_of(current_app)
+    if ui.replica is None:
+        return {"bar": None}
+    device = Device(ui.replica)
+    info = agent.status(device)
+    syncer = ui.syncer
+    outcome = syncer.outcome if syncer else None
+    return {
+        "bar": {
+            "officer": info["officer"],
+            "agency": info["agency"],
+            "pending": info["pending"],
+            "last_sync_at": info["last_sync_at"],
+            "last_error": info["last_sync_error"],
+            "running": bool(syncer and syncer.running),
+            "outcome": outcome,
+            "rejected": _last_refused(ui.replica, outcome),
+            "rejected_count": len(info["rejected"]),
+            "refused_count": len(info["refused"]),
+            "concerns": _concern_count(device),
+            "auto": bool(syncer and syncer.every),
+        },
+        "me": {"agency": device.agency, "device": device.device_id},
+    }
+
+
+def _last_refused(replica: Replica, outcome: Any) -> list[dict[str, Any]]:
+    """What the last sync of this run had refused (the full list is on the sync page)."""
+    if outcome is None or not outcome.report or not outcome.report.get("rejected"):
+        return []
+    ids = {item["id"] for item in outcome.report["rejected"]}
+    return [item for item in review.rejected(replica) if item["change_id"] in ids]
+
+
+def _concern_count(device: Device) -> int:
+    found = review.concerning(device)
+    return len(found["conflicts"]) + sum(1 for b in found["double_bookings"] if b["open"])
+
+
+# -- template filters ------------------------------------------------------------------------
+def _moment(text: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def when(text: Any) -> str:
+    """A UTC time as the laptop's local time: 'Mon 23 Nov 14:00'."""
+    moment = _moment(text)
+    return moment.astimezone().strftime("%a %d %b %H:%M") if moment else ("" if text is None else str(text))
+
+
+def ago(text: Any) -> str:
+    """'4 min ago', '2 h ago', or the date."""
+    moment = _moment(text)
+    if moment is None:
+        return "never"
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    return when(text)
+
+
+def hlc_when(hlc: Any) -> str:
+    """A clock value (``0001763846400123-000002-node``) as local time."""
+    try:
+        moment = datetime.fromtimestamp(int(str(hlc)[:16]) / 1000, UTC)
+    except ValueError:
+        return ""
+    return moment.astimezone().strftime("%a %d %b %H:%M")
+
+
+def label(text: Any) -> str:
+    return "" if text is None else str(text).replace("_", " ")
+
+
+def zone() -> str:
+    return datetime.now().astimezone().strftime("%Z (UTC%z)")
+
+
+FILTERS = {"when": when, "ago": ago, "label": label, "hlc_when": hlc_when}
+bp.add_app_template_global(zone, "zone")

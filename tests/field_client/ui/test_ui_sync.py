@@ -1,0 +1,150 @@
+"""The officer's day in ``fieldsync ui``: work with no hub, sync when it is back, a partner sees it.
+
+Everything is real: the hub is its own ``fieldsync-hub serve`` process on
+loopback (stopped while the officer works), each officer's ui is its own
+``fieldsync ui`` process over an encrypted replica, and Chromium clicks.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import FIELDSYNC, run_cli
+
+from .conftest import pending, shot
+
+SLOW_SYNC = 30_000  # ms: a sync runs in the ui's background thread; the page refreshes itself
+
+
+def add_vehicle(page: Any, name: str) -> None:
+    page.get_by_role("link", name="Resources", exact=True).click()
+    page.get_by_role("link", name="+ Add resource").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Kind").select_option("vehicle")
+    page.get_by_label("Quantity").fill("1")
+    page.get_by_label("Location", exact=True).fill("HQ motor pool, bay 3")
+    page.get_by_role("button", name="Add resource").click()
+    expect(page.get_by_test_id("record-name")).to_have_text(name)
+
+
+def book_it(page: Any, starts: str, ends: str, purpose: str) -> None:
+    page.get_by_role("link", name="Book this").click()
+    page.get_by_label("Starts").fill(starts)
+    page.get_by_label("Ends").fill(ends)
+    page.get_by_label("Purpose").fill(purpose)
+    page.get_by_role("button", name="Book").click()
+
+
+def sync_now(page: Any) -> None:
+    page.get_by_role("button", name="Sync now").click()
+    expect(page.get_by_role("button", name="Sync now")).to_be_enabled(timeout=SLOW_SYNC)
+
+
+def test_offline_vehicle_and_booking_reach_the_hub_and_a_partner(
+    two_agencies: Any, ui_of: Any, context: Any, browser: Any
+) -> None:
+    hub, adams, cruz = two_agencies
+    hub.stop()  # the patrol car has no link
+
+    ui = ui_of(adams)
+    assert ui.url.startswith(f"http://127.0.0.1:{ui.port}/?key=")
+    page = context.new_page()
+    page.goto(ui.url)
+    assert "key=" not in page.url  # the secret was exchanged for a cookie and left the address bar
+    assert pending(page) == 0
+
+    add_vehicle(page, "Unit 12")
+    expect(page.get_by_test_id("unsynced")).to_be_visible()
+    assert pending(page) == 1
+    book_it(page, "2026-12-02T08:00", "2026-12-02T12:00", "Warrant service, 4 officers")
+    bookings = page.get_by_test_id("bookings")
+    expect(bookings).to_contain_text("APPROVED")  # its own agency's vehicle: approved at once
+    expect(bookings).to_contain_text("Warrant service")
+    assert pending(page) == 2
+    shot(page, "resource-offline")
+
+    sync_now(page)  # no hub: a calm message, the edits stay queued
+    expect(page.get_by_test_id("sync-message")).to_contain_text("No link to the hub right now")
+    expect(page.get_by_test_id("sync-message")).to_contain_text("Your 2 changes are kept on this laptop")
+    assert pending(page) == 2
+    shot(page, "sync-unreachable")
+    assert not hub.records(), "nothing can have reached a stopped hub"
+
+    hub.start()  # the link is back
+    sync_now(page)
+    expect(page.get_by_test_id("sync-message")).to_contain_text("Synced")
+    expect(page.get_by_test_id("pending")).to_have_text("0")
+    expect(page.get_by_test_id("last-sync")).to_contain_text("just now")
+    expect(page.get_by_test_id("unsynced")).to_have_count(0)
+    shot(page, "resource-synced")
+    at_hub = {row["collection"]: row for row in hub.records()}
+    assert at_hub["resources"]["values"]["name"] == "Unit 12"
+    assert at_hub["reservations"]["values"]["purpose"] == "Warrant service, 4 officers"
+    assert at_hub["reservations"]["values"]["state"] == "approved"
+    assert at_hub["reservations"]["values"]["starts_at"].endswith("Z")
+
+    # A CSO officer on another laptop, with their own ui, sees SPD's vehicle and its booking.
+    other = browser.new_context(viewport={"width": 1100, "height": 900})
+    try:
+        theirs = other.new_page()
+        theirs.goto(ui_of(cruz).url)
+        expect(theirs.get_by_test_id("resources")).not_to_contain_text("Unit 12")
+        sync_now(theirs)
+        expect(theirs.get_by_test_id("sync-message")).to_contain_text("Synced")
+        card = theirs.get_by_test_id("resources").get_by_role("listitem").filter(has_text="Unit 12")
+        expect(card.get_by_test_id("agency")).to_have_text("SPD")
+        expect(card.get_by_test_id("status")).to_have_text("AVAILABLE")
+        shot(theirs, "partner-resources")
+        card.get_by_role("link").click()
+        expect(theirs.get_by_test_id("bookings")).to_contain_text("Warrant service")
+        expect(theirs.get_by_text("SPD owns this resource")).to_be_visible()
+    finally:
+        other.close()
+
+
+def test_it_syncs_by_itself_and_keeps_trying_while_there_is_no_link(
+    hub_process: Any, adams: Any, ui_of: Any, context: Any
+) -> None:
+    hub = hub_process
+    hub.stop()
+    adams.add("resource", kind="vehicle", name="Unit 7")
+    ui = ui_of(adams, "--sync-every", "2")
+    page = context.new_page()
+    page.goto(ui.url)
+    # the first try at start finds no hub: said calmly, the change stays queued, nobody pressed anything
+    expect(page.get_by_test_id("sync-message")).to_contain_text("No link to the hub right now", timeout=SLOW_SYNC)
+    expect(page.get_by_test_id("sync-message")).to_contain_text("tries again by itself")
+    assert pending(page) == 1
+    hub.start()
+    deadline_ms = 60_000  # backoff after failures: 2.5-5 s, then 5-10 s (jittered)
+    for _ in range(deadline_ms // 1000):
+        page.reload()
+        if pending(page) == 0:
+            break
+        page.wait_for_timeout(1000)
+    assert pending(page) == 0
+    assert [row["values"]["name"] for row in hub.records()] == ["Unit 7"]
+
+
+def test_ui_refuses_to_start_without_a_replica_or_with_a_wrong_passphrase(adams: Any, tmp_path: Any) -> None:
+    out = run_cli([FIELDSYNC, "--home", tmp_path / "nowhere", "ui", "--no-browser"], adams.env, check=False)
+    assert out.returncode != 0 and "run `fieldsync enroll` first" in out.stderr
+    env = {**adams.env, "FIELDSYNC_PASSPHRASE": "wrong passphrase!"}
+    out = run_cli([FIELDSYNC, "--home", adams.home, "ui", "--no-browser"], env, check=False)
+    assert out.returncode != 0 and "wrong passphrase" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_without_no_browser_it_opens_the_browser_at_the_address(adams: Any, ui_of: Any, tmp_path: Any) -> None:
+    opened = tmp_path / "opened.txt"
+    fake = tmp_path / "record-url"  # a "browser" that only writes down what it was asked to open
+    fake.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{opened}"\n')
+    fake.chmod(0o755)
+    ui = ui_of(adams, env={**adams.env, "BROWSER": str(fake)}, browser=True)
+    for _ in range(100):
+        if opened.exists() and opened.read_text():
+            break
+        time.sleep(0.1)
+    assert opened.read_text() == ui.url
