@@ -18,16 +18,25 @@ Rules this module owns:
 - An authentic link advances the device's feed whether it was accepted or
   refused: a refused write does not break the device's chain.
 - Every rejection is written to the audit log in the same transaction.
+
+Speed (bench/bench_hub.py): a batch is one unit of work (:class:`_Batch`). After
+the head lock is taken - which serializes pushes, so what is read then stays
+true until commit - the batch's used change ids, feed links, held changes and
+records are read with one query each; records are merged in memory and written
+once per record, log entries and feed links are inserted with one executemany
+each. Resources and contacts are checked completely before anything is
+mutated, so a refused one needs no savepoint; reservations, whose checks read
+other records, keep the savepoint path after the pending rows are flushed.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from crypto import change_hash
 from sync import (
@@ -107,12 +116,16 @@ def push(device: Device, batch: Any) -> list[dict[str, Any]]:
 
     dev = db.session.scalar(select(Device).where(Device.id == device.id).with_for_update())
     head = log.lock_head()
+    work = _Batch(dev, head, verifier, [change for _, change in authentic]) if dev is not None else None
     for pos, change in sorted(authentic, key=lambda item: item[1].seq):
         if dev is None or dev.status != "active":
             status = dev.status if dev is not None else "unknown"
             results[pos] = Result(change.id, "rejected", f"device is {status}")
             continue
-        results[pos] = _place(dev, head, change, verifier)
+        assert work is not None
+        results[pos] = _place(work, change)
+    if work is not None:
+        work.finish()
     if dev is not None:
         dev.last_push_at = dev.last_seen_at = now()
     for result in results:
@@ -134,8 +147,97 @@ def _audit_rejection(device: Device, result: Result) -> None:
     )
 
 
-def _place(dev: Device, head: Any, change: Change, verifier: Verifier) -> Result:
-    link = db.session.get(FeedLink, (dev.id, change.seq)) if change.seq <= dev.feed_seq else None
+class _Link(NamedTuple):
+    hash: str
+    status: str
+    reason: str | None
+    wire: dict[str, Any]
+
+
+class _Batch:
+    """One push as a unit of work: what the batch needs, read once under the head lock;
+    what it writes, collected and written at the end (:meth:`finish`)."""
+
+    def __init__(self, dev: Device, head: Any, verifier: Verifier, changes: list[Change]) -> None:
+        self.dev, self.head, self.verifier = dev, head, verifier
+        ids = list({c.id for c in changes})
+        self.used_ids: set[str] = set()  # ids in the log, or accepted earlier in this batch
+        self.checked_ids: set[str] = set(ids)  # ids whose presence in the log is known
+        for chunk in _chunks(ids):
+            self.used_ids.update(db.session.scalars(select(LogEntry.change_id).where(LogEntry.change_id.in_(chunk))))
+        old = sorted({c.seq for c in changes if c.seq <= dev.feed_seq})
+        self.links: dict[int, _Link] = {}
+        for chunk in _chunks(old):
+            for link in db.session.scalars(select(FeedLink).where(FeedLink.device == dev.id, FeedLink.seq.in_(chunk))):
+                self.links[link.seq] = _Link(link.hash, link.status, link.reason, link.wire)
+        self.held: set[int] = set(db.session.scalars(select(HeldChange.seq).where(HeldChange.device == dev.id)))
+        # record_id -> [row or None, merged state or None, changed]
+        self.records: dict[str, list[Any]] = {}
+        record_ids = list({c.record_id for c in changes if c.collection != "reservations"})
+        for chunk in _chunks(record_ids):
+            for row in db.session.scalars(select(Record).where(Record.record_id.in_(chunk)).with_for_update()):
+                self.records[row.record_id] = [row, records.from_row(row), False]
+        for record_id in record_ids:
+            self.records.setdefault(record_id, [None, None, False])
+        self.shares: dict[str, agreements.Share | None] = {}
+        self.log_rows: list[dict[str, Any]] = []
+        self.link_rows: list[dict[str, Any]] = []
+
+    def id_used(self, change_id: str) -> bool:
+        if change_id not in self.checked_ids:  # a released held change, from an earlier batch
+            self.checked_ids.add(change_id)
+            if db.session.scalar(select(LogEntry.seq).where(LogEntry.change_id == change_id)) is not None:
+                self.used_ids.add(change_id)
+        return change_id in self.used_ids
+
+    def link(self, seq: int) -> _Link | None:
+        if seq not in self.links:
+            row = db.session.get(FeedLink, (self.dev.id, seq))
+            if row is None:
+                return None
+            self.links[seq] = _Link(row.hash, row.status, row.reason, row.wire)
+        return self.links[seq]
+
+    def record(self, record_id: str) -> list[Any]:
+        if record_id not in self.records:
+            row, state = records.load(record_id, lock=True)
+            self.records[record_id] = [row, state, False]
+        return self.records[record_id]
+
+    def share(self, owner: str, writer: str) -> agreements.Share | None:
+        if owner not in self.shares:
+            self.shares[owner] = agreements.share(owner, writer)
+        return self.shares[owner]
+
+    def write_records(self) -> None:
+        """Store every record this batch changed (the ORM writes them at the next flush)."""
+        for entry in self.records.values():
+            if entry[2]:
+                entry[0] = records.store(entry[0], entry[1])
+                entry[2] = False
+
+    def flush(self) -> None:
+        """Write everything pending, so that queries see it (before a reservation's checks)."""
+        self.write_records()
+        if self.log_rows:
+            db.session.execute(insert(LogEntry), self.log_rows)
+            self.log_rows = []
+        if self.link_rows:
+            db.session.execute(insert(FeedLink), self.link_rows)
+            self.link_rows = []
+        db.session.flush()
+
+    def finish(self) -> None:
+        self.flush()
+
+
+def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _place(work: _Batch, change: Change) -> Result:
+    dev = work.dev
+    link = work.link(change.seq) if change.seq <= dev.feed_seq else None
     verdict = classify(FeedHead(dev.feed_seq, dev.feed_hash), change, link.hash if link else None)
     if verdict is Verdict.DUPLICATE:
         assert link is not None
@@ -143,14 +245,15 @@ def _place(dev: Device, head: Any, change: Change, verifier: Verifier) -> Result
     if verdict is Verdict.EQUIVOCATION:
         return _equivocation(dev, change, link.wire if link else None)
     if verdict is Verdict.GAP:
-        held = db.session.get(HeldChange, (dev.id, change.seq))
+        held = db.session.get(HeldChange, (dev.id, change.seq)) if change.seq in work.held else None
         if held is None:
             db.session.add(HeldChange(device=dev.id, seq=change.seq, wire=dict(change.wire), received_at=now()))
+            work.held.add(change.seq)
         elif change_hash(held.wire) != change.hash:
             return _equivocation(dev, change, held.wire)
         return Result(change.id, "held", f"waiting for seq {dev.feed_seq + 1} of this device")
-    result = _admit(dev, head, change)
-    _release_held(dev, head, verifier)
+    result = _admit(work, change)
+    _release_held(work)
     return result
 
 
@@ -178,81 +281,126 @@ def _equivocation(dev: Device, change: Change, held: dict[str, Any] | None) -> R
     return Result(change.id, "rejected", f"equivocation at seq {change.seq}: device quarantined")
 
 
-def _release_held(dev: Device, head: Any, verifier: Verifier) -> None:
-    while (held := db.session.get(HeldChange, (dev.id, dev.feed_seq + 1))) is not None:
+def _release_held(work: _Batch) -> None:
+    dev = work.dev
+    while dev.feed_seq + 1 in work.held:
+        work.held.discard(dev.feed_seq + 1)
+        held = db.session.get(HeldChange, (dev.id, dev.feed_seq + 1))
+        if held is None:
+            continue
         db.session.delete(held)
         try:
-            change = verifier.verify(held.wire, dev.certificate)
+            change = work.verifier.verify(held.wire, dev.certificate)
         except ProvenanceError as exc:
             _audit_rejection(
                 dev, Result(held.wire.get("id"), "rejected", f"held change no longer verifies: {exc.reason}")
             )
             continue
         if change.prev != dev.feed_hash:
-            previous = db.session.get(FeedLink, (dev.id, dev.feed_seq))
+            previous = work.link(dev.feed_seq)
             _equivocation(dev, change, previous.wire if previous else None)
             return
-        result = _admit(dev, head, change)
+        result = _admit(work, change)
         if result.status == "rejected":  # its pusher was told "held": the audit log is where it shows
             _audit_rejection(dev, result)
 
 
-def _admit(dev: Device, head: Any, change: Change) -> Result:
+def _admit(work: _Batch, change: Change) -> Result:
+    admit = _admit_reservation if change.collection == "reservations" else _admit_record
+    result = admit(work, change)
+    dev = work.dev
+    wire = dict(change.wire)
+    work.link_rows.append(
+        {
+            "device": dev.id,
+            "seq": change.seq,
+            "hash": change.hash,
+            "change_id": change.id,
+            "status": result.status,
+            "reason": result.reason,
+            "wire": wire,
+            "received_at": now(),
+        }
+    )
+    work.links[change.seq] = _Link(change.hash, result.status, result.reason, wire)
+    dev.feed_seq, dev.feed_hash = change.seq, change.hash
+    return result
+
+
+def _refusal(change: Change, exc: Exception) -> Result:
+    reason = exc.reason if isinstance(exc, (Refused, ChangeRejected)) else str(exc)
+    details = exc.details if isinstance(exc, Refused) else getattr(exc, "messages", {})
+    return Result(change.id, "rejected", reason, details)
+
+
+def _admit_record(work: _Batch, change: Change) -> Result:
+    """A resource or contact: every check before any write, so a refusal leaves nothing behind."""
+    entry = work.record(change.record_id)
+    try:
+        _check_envelope(change)
+        if work.id_used(change.id):
+            raise Refused(f"change id {change.id} was already used")
+        state = entry[1]
+        _authorize(work, change, exists=state is not None)
+        _validate(change, state)
+        outcome = apply(state, change)
+        if outcome.status == "duplicate":
+            raise Refused(f"change id {change.id} was already used")
+    except (Refused, ChangeRejected, ValidationError) as exc:
+        return _refusal(change, exc)
+    entry[1], entry[2] = outcome.record, True
+    _store_conflicts(change, outcome.conflicts)
+    work.log_rows.append(log.entry(work.head, change))
+    work.used_ids.add(change.id)
+    return Result(change.id, "accepted")
+
+
+def _admit_reservation(work: _Batch, change: Change) -> Result:
+    """A reservation: its checks read other records, so pending rows are written first and
+    the change is applied inside a savepoint that a refusal rolls back."""
+    work.flush()
+    work.records.pop(change.record_id, None)
     savepoint = db.session.begin_nested()
     try:
         _check_envelope(change)
-        if db.session.scalar(select(LogEntry.seq).where(LogEntry.change_id == change.id)) is not None:
+        if work.id_used(change.id):
             raise Refused(f"change id {change.id} was already used")
         row, state = records.load(change.record_id, lock=True)
-        _authorize(dev.agency, change, row)
+        _authorize_reservation(work.dev.agency, change, row)
         _validate(change, state)
         outcome = apply(state, change)
         if outcome.status == "duplicate":
             raise Refused(f"change id {change.id} was already used")
         stored = records.store(row, outcome.record)
-        resource_agency = None
-        if change.collection == "reservations":
-            _check_reservation(stored)
-            resource = _resource_owner(stored.resource_id)
-            resource_agency = resource.agency if resource is not None else None
-        for conflict in outcome.conflicts:
-            if db.session.get(ConflictRow, conflict.id) is None:
-                db.session.add(
-                    ConflictRow(
-                        id=conflict.id,
-                        record_id=conflict.record_id,
-                        collection=conflict.collection,
-                        agency=change.agency,
-                        field=conflict.field,
-                        winner=conflict.winner._asdict(),
-                        loser=conflict.loser._asdict(),
-                        status="open",
-                        detected_at=now(),
-                    )
-                )
-        log.append(head, change, resource_agency=resource_agency)
+        _check_reservation(stored)
+        resource = _resource_owner(stored.resource_id)
+        _store_conflicts(change, outcome.conflicts)
+        log.append(work.head, change, resource_agency=resource.agency if resource is not None else None)
         db.session.flush()
         savepoint.commit()
-        result = Result(change.id, "accepted")
     except (Refused, ChangeRejected, ValidationError) as exc:
         savepoint.rollback()
-        reason = exc.reason if isinstance(exc, (Refused, ChangeRejected)) else str(exc)
-        details = exc.details if isinstance(exc, Refused) else getattr(exc, "messages", {})
-        result = Result(change.id, "rejected", reason, details)
-    db.session.add(
-        FeedLink(
-            device=dev.id,
-            seq=change.seq,
-            hash=change.hash,
-            change_id=change.id,
-            status=result.status,
-            reason=result.reason,
-            wire=dict(change.wire),
-            received_at=now(),
-        )
-    )
-    dev.feed_seq, dev.feed_hash = change.seq, change.hash
-    return result
+        return _refusal(change, exc)
+    work.used_ids.add(change.id)
+    return Result(change.id, "accepted")
+
+
+def _store_conflicts(change: Change, conflicts: Any) -> None:
+    for conflict in conflicts:
+        if db.session.get(ConflictRow, conflict.id) is None:
+            db.session.add(
+                ConflictRow(
+                    id=conflict.id,
+                    record_id=conflict.record_id,
+                    collection=conflict.collection,
+                    agency=change.agency,
+                    field=conflict.field,
+                    winner=conflict.winner._asdict(),
+                    loser=conflict.loser._asdict(),
+                    status="open",
+                    detected_at=now(),
+                )
+            )
 
 
 def _check_envelope(change: Change) -> None:
@@ -264,18 +412,15 @@ def _check_envelope(change: Change) -> None:
         raise Refused("invalid change", exc.messages) from None
 
 
-def _authorize(writer: str, change: Change, row: Record | None) -> None:
-    owner = change.agency
-    if change.collection == "reservations":
-        _authorize_reservation(writer, change, row)
-        return
+def _authorize(work: _Batch, change: Change, *, exists: bool) -> None:
+    owner, writer = change.agency, work.dev.agency
     if owner == writer:
         return
     if change.deleted:
         raise Refused(f"only {owner} may delete its {change.collection}")
-    if row is None:
+    if not exists:
         raise Refused(f"agency {writer} cannot create {change.collection} for agency {owner}")
-    granted = agreements.share(owner, writer)
+    granted = work.share(owner, writer)
     if granted is None or change.collection not in granted.collections:
         raise Refused(f"no agreement lets {writer} write {owner}'s {change.collection}")
     denied = [name for name in (*change.values, *change.withheld) if name not in granted.write]
