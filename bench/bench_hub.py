@@ -227,6 +227,16 @@ def report(args: Any, databases: list[str], floor: list[float], results: dict[st
             f"{hub_cpu:.1f} s / {client_cpu:.1f} s |"
         )
     print()
+    for name in databases:
+        push = results[name]["push"]
+        pushes = sum(len(p["latencies"]) for p in push)
+        per_push = sum(p["hub_cpu"] for p in push) / pushes
+        print(
+            f"{name}: hub CPU per {args.batch}-change push {per_push * 1000:,.0f} ms; with {args.devices} devices "
+            f"pushing at once on {args.workers} workers the last waits about "
+            f"{args.devices / args.workers * per_push * 1000:,.0f} ms (devices / workers x CPU per push)"
+        )
+    print()
     print("targets: floor / accepted <= 1.5x; p99 of a 500-change push with 20 devices < 500 ms")
     print(f"(p99 over {len(results[databases[0]]['push']) * args.devices * args.batches} pushes per database)")
 
