@@ -174,12 +174,14 @@ def main() -> None:
             raw += raw[: args.floor_sample - len(raw)]
 
         floor_per_s: list[float] = []
+        floor_cpu: list[float] = []  # CPU seconds per verification (robust to a busy machine)
         results: dict[str, dict[str, list[dict[str, Any]]]] = {n: {"push": [], "pull": []} for n in databases}
         for r in range(args.rounds):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for key, message, signature in raw:
                 key.verify(message, signature)
             floor_per_s.append(len(raw) / (time.perf_counter() - t0) * args.workers)
+            floor_cpu.append((time.process_time() - c0) / len(raw))
             for name in databases:
                 for phase in ("push", "pull"):
                     out = fleets[name].run(phase, r)
@@ -192,13 +194,15 @@ def main() -> None:
             )
             print(f"round {r + 1}/{args.rounds}: floor {floor_per_s[-1]:,.0f}/s; {line}", flush=True)
 
-        report(args, databases, floor_per_s, results)
+        report(args, databases, floor_per_s, floor_cpu, results)
     finally:
         for hub in hubs.values():
             hub.destroy()
 
 
-def report(args: Any, databases: list[str], floor: list[float], results: dict[str, Any]) -> None:
+def report(
+    args: Any, databases: list[str], floor: list[float], floor_cpu: list[float], results: dict[str, Any]
+) -> None:
     print()
     print(
         f"{args.devices} devices, {args.batch}-change batches, {args.batches} per device per round, "
@@ -208,9 +212,9 @@ def report(args: Any, databases: list[str], floor: list[float], results: dict[st
     print()
     print(
         "| database | accepted changes/s | floor / accepted | push p50 / p99 | pulled changes/s | pull p50 / p99 "
-        "| hub CPU / client CPU (push) |"
+        "| hub CPU / client CPU (push) | CPU per accepted change / per raw verify |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in databases:
         push, pull = results[name]["push"], results[name]["pull"]
         rates = [p["changes"] / p["wall"] for p in push]
@@ -220,11 +224,14 @@ def report(args: Any, databases: list[str], floor: list[float], results: dict[st
         pulled = statistics.median(p["changes"] / p["wall"] for p in pull)
         hub_cpu = sum(p["hub_cpu"] for p in push)
         client_cpu = sum(p["client_cpu"] for p in push)
+        cpu_ratio = statistics.median(
+            p["hub_cpu"] / p["changes"] / f for p, f in zip(push, floor_cpu, strict=True) if p["changes"]
+        )
         print(
             f"| {name} | {statistics.median(rates):,.0f} | {ratio:.2f}x | "
             f"{percentile(lat, 50) * 1000:,.0f} / {percentile(lat, 99) * 1000:,.0f} ms | {pulled:,.0f} | "
             f"{percentile(plat, 50) * 1000:,.0f} / {percentile(plat, 99) * 1000:,.0f} ms | "
-            f"{hub_cpu:.1f} s / {client_cpu:.1f} s |"
+            f"{hub_cpu:.1f} s / {client_cpu:.1f} s | {cpu_ratio:.2f}x |"
         )
     print()
     for name in databases:
