@@ -7,6 +7,8 @@ Rules this module owns:
   (sync.Verifier: certificate, agency key, registry, revocation cut, exact
   header types). A change that fails is ``rejected`` and touches nothing but
   the audit log: it is not the device's authentic word.
+- The schema check of each authentic change is made there too (it reads
+  nothing); its verdict is applied at the change's turn below.
 - Then, in one transaction holding the log-head lock, authentic changes are
   placed in their device's feed in seq order (sync.feeds):
   ``duplicate`` - already held (the original verdict is repeated);
@@ -19,7 +21,7 @@ Rules this module owns:
   refused: a refused write does not break the device's chain.
 - Every rejection is written to the audit log in the same transaction.
 
-Speed (bench/bench_hub.py): a batch is one unit of work (:class:`_Batch`). After
+Speed (bench/bench_hub.py): a batch is one unit of work (backend/pushbatch.py). After
 the head lock is taken - which serializes pushes, so what is read then stays
 true until commit - the batch's used change ids, feed links, held changes and
 records are read with one query each; records are merged in memory and written
@@ -33,10 +35,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from crypto import change_hash
 from sync import (
@@ -52,7 +54,6 @@ from sync import (
     apply,
     classify,
     find_double_bookings,
-    validate_change,
     validate_values,
 )
 from sync.hlc import Clock
@@ -61,7 +62,8 @@ from . import agreements, audit, keystore, log, records
 from .db import db
 from .errors import PayloadTooLarge, Unprocessable
 from .keystore import now
-from .models import ConflictRow, Device, DoubleBookingRow, Equivocation, FeedLink, HeldChange, LogEntry, Record
+from .models import ConflictRow, Device, DoubleBookingRow, Equivocation, HeldChange, Record
+from .pushbatch import Batch, Link, Refused, envelope_refusal
 
 logger = logging.getLogger("fieldsync.hub")
 
@@ -82,14 +84,6 @@ class Result:
         return out
 
 
-class Refused(Exception):
-    """A change that is authentic but not admissible (authorization, schema, merge)."""
-
-    def __init__(self, reason: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.details = reason, details or {}
-
-
 def push(device: Device, batch: Any) -> list[dict[str, Any]]:
     if not isinstance(batch, list):
         raise Unprocessable("changes must be a list", details={"changes": ["Must be a list."]})
@@ -99,6 +93,7 @@ def push(device: Device, batch: Any) -> list[dict[str, Any]]:
     verifier = Verifier(keystore.registry())
     clock = Clock("hub", max_drift_ms=int(current_app.config["MAX_CLOCK_DRIFT"]) * 1000)
     authentic: list[tuple[int, Change]] = []
+    envelopes: dict[str, Refused | None] = {}  # change hash -> schema refusal, found before the lock
     for pos, wire in enumerate(batch):
         change_id = wire.get("id") if isinstance(wire, dict) else None
         try:
@@ -110,13 +105,15 @@ def push(device: Device, batch: Any) -> list[dict[str, Any]]:
                 raise ProvenanceError("seq must be a whole number from 1", change_id=change_id)
             # the clock first: a laptop whose clock says 2099 is told so, not that its certificate expired
             clock.check(wire.get("hlc"))  # type: ignore[arg-type]
-            authentic.append((pos, verifier.verify(wire, device.certificate)))
+            change = verifier.verify(wire, device.certificate)
+            authentic.append((pos, change))
+            envelopes[change.hash] = envelope_refusal(change)
         except (ProvenanceError, ClockDriftError, ClockError) as exc:
             results[pos] = Result(change_id, "rejected", getattr(exc, "reason", None) or str(exc))
 
     dev = db.session.scalar(select(Device).where(Device.id == device.id).with_for_update())
     head = log.lock_head()
-    work = _Batch(dev, head, verifier, [change for _, change in authentic]) if dev is not None else None
+    work = Batch(dev, head, verifier, [change for _, change in authentic], envelopes) if dev is not None else None
     for pos, change in sorted(authentic, key=lambda item: item[1].seq):
         if dev is None or dev.status != "active":
             status = dev.status if dev is not None else "unknown"
@@ -147,95 +144,7 @@ def _audit_rejection(device: Device, result: Result) -> None:
     )
 
 
-class _Link(NamedTuple):
-    hash: str
-    status: str
-    reason: str | None
-    wire: dict[str, Any]
-
-
-class _Batch:
-    """One push as a unit of work: what the batch needs, read once under the head lock;
-    what it writes, collected and written at the end (:meth:`finish`)."""
-
-    def __init__(self, dev: Device, head: Any, verifier: Verifier, changes: list[Change]) -> None:
-        self.dev, self.head, self.verifier = dev, head, verifier
-        ids = list({c.id for c in changes})
-        self.used_ids: set[str] = set()  # ids in the log, or accepted earlier in this batch
-        self.checked_ids: set[str] = set(ids)  # ids whose presence in the log is known
-        for chunk in _chunks(ids):
-            self.used_ids.update(db.session.scalars(select(LogEntry.change_id).where(LogEntry.change_id.in_(chunk))))
-        old = sorted({c.seq for c in changes if c.seq <= dev.feed_seq})
-        self.links: dict[int, _Link] = {}
-        for chunk in _chunks(old):
-            for link in db.session.scalars(select(FeedLink).where(FeedLink.device == dev.id, FeedLink.seq.in_(chunk))):
-                self.links[link.seq] = _Link(link.hash, link.status, link.reason, link.wire)
-        self.held: set[int] = set(db.session.scalars(select(HeldChange.seq).where(HeldChange.device == dev.id)))
-        # record_id -> [row or None, merged state or None, changed]
-        self.records: dict[str, list[Any]] = {}
-        record_ids = list({c.record_id for c in changes if c.collection != "reservations"})
-        for chunk in _chunks(record_ids):
-            for row in db.session.scalars(select(Record).where(Record.record_id.in_(chunk)).with_for_update()):
-                self.records[row.record_id] = [row, records.from_row(row), False]
-        for record_id in record_ids:
-            self.records.setdefault(record_id, [None, None, False])
-        self.shares: dict[str, agreements.Share | None] = {}
-        self.log_rows: list[dict[str, Any]] = []
-        self.link_rows: list[dict[str, Any]] = []
-
-    def id_used(self, change_id: str) -> bool:
-        if change_id not in self.checked_ids:  # a released held change, from an earlier batch
-            self.checked_ids.add(change_id)
-            if db.session.scalar(select(LogEntry.seq).where(LogEntry.change_id == change_id)) is not None:
-                self.used_ids.add(change_id)
-        return change_id in self.used_ids
-
-    def link(self, seq: int) -> _Link | None:
-        if seq not in self.links:
-            row = db.session.get(FeedLink, (self.dev.id, seq))
-            if row is None:
-                return None
-            self.links[seq] = _Link(row.hash, row.status, row.reason, row.wire)
-        return self.links[seq]
-
-    def record(self, record_id: str) -> list[Any]:
-        if record_id not in self.records:
-            row, state = records.load(record_id, lock=True)
-            self.records[record_id] = [row, state, False]
-        return self.records[record_id]
-
-    def share(self, owner: str, writer: str) -> agreements.Share | None:
-        if owner not in self.shares:
-            self.shares[owner] = agreements.share(owner, writer)
-        return self.shares[owner]
-
-    def write_records(self) -> None:
-        """Store every record this batch changed (the ORM writes them at the next flush)."""
-        for entry in self.records.values():
-            if entry[2]:
-                entry[0] = records.store(entry[0], entry[1])
-                entry[2] = False
-
-    def flush(self) -> None:
-        """Write everything pending, so that queries see it (before a reservation's checks)."""
-        self.write_records()
-        if self.log_rows:
-            db.session.execute(insert(LogEntry), self.log_rows)
-            self.log_rows = []
-        if self.link_rows:
-            db.session.execute(insert(FeedLink), self.link_rows)
-            self.link_rows = []
-        db.session.flush()
-
-    def finish(self) -> None:
-        self.flush()
-
-
-def _chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _place(work: _Batch, change: Change) -> Result:
+def _place(work: Batch, change: Change) -> Result:
     dev = work.dev
     link = work.link(change.seq) if change.seq <= dev.feed_seq else None
     verdict = classify(FeedHead(dev.feed_seq, dev.feed_hash), change, link.hash if link else None)
@@ -281,7 +190,7 @@ def _equivocation(dev: Device, change: Change, held: dict[str, Any] | None) -> R
     return Result(change.id, "rejected", f"equivocation at seq {change.seq}: device quarantined")
 
 
-def _release_held(work: _Batch) -> None:
+def _release_held(work: Batch) -> None:
     dev = work.dev
     while dev.feed_seq + 1 in work.held:
         work.held.discard(dev.feed_seq + 1)
@@ -305,7 +214,7 @@ def _release_held(work: _Batch) -> None:
             _audit_rejection(dev, result)
 
 
-def _admit(work: _Batch, change: Change) -> Result:
+def _admit(work: Batch, change: Change) -> Result:
     admit = _admit_reservation if change.collection == "reservations" else _admit_record
     result = admit(work, change)
     dev = work.dev
@@ -322,7 +231,7 @@ def _admit(work: _Batch, change: Change) -> Result:
             "received_at": now(),
         }
     )
-    work.links[change.seq] = _Link(change.hash, result.status, result.reason, wire)
+    work.links[change.seq] = Link(change.hash, result.status, result.reason, wire)
     dev.feed_seq, dev.feed_hash = change.seq, change.hash
     return result
 
@@ -333,11 +242,11 @@ def _refusal(change: Change, exc: Exception) -> Result:
     return Result(change.id, "rejected", reason, details)
 
 
-def _admit_record(work: _Batch, change: Change) -> Result:
+def _admit_record(work: Batch, change: Change) -> Result:
     """A resource or contact: every check before any write, so a refusal leaves nothing behind."""
     entry = work.record(change.record_id)
     try:
-        _check_envelope(change)
+        work.check_envelope(change)
         if work.id_used(change.id):
             raise Refused(f"change id {change.id} was already used")
         state = entry[1]
@@ -355,14 +264,14 @@ def _admit_record(work: _Batch, change: Change) -> Result:
     return Result(change.id, "accepted")
 
 
-def _admit_reservation(work: _Batch, change: Change) -> Result:
+def _admit_reservation(work: Batch, change: Change) -> Result:
     """A reservation: its checks read other records, so pending rows are written first and
     the change is applied inside a savepoint that a refusal rolls back."""
     work.flush()
     work.records.pop(change.record_id, None)
     savepoint = db.session.begin_nested()
     try:
-        _check_envelope(change)
+        work.check_envelope(change)
         if work.id_used(change.id):
             raise Refused(f"change id {change.id} was already used")
         row, state = records.load(change.record_id, lock=True)
@@ -403,16 +312,7 @@ def _store_conflicts(change: Change, conflicts: Any) -> None:
             )
 
 
-def _check_envelope(change: Change) -> None:
-    """Schema checks of an authentic change. A failure refuses the change but, the
-    change being the device's own signed word, its feed still moves past it."""
-    try:
-        validate_change(dict(change.wire))
-    except ValidationError as exc:
-        raise Refused("invalid change", exc.messages) from None
-
-
-def _authorize(work: _Batch, change: Change, *, exists: bool) -> None:
+def _authorize(work: Batch, change: Change, *, exists: bool) -> None:
     owner, writer = change.agency, work.dev.agency
     if owner == writer:
         return
