@@ -41,7 +41,7 @@ from .transport import HubClient
 logger = logging.getLogger("fieldsync.client")
 PUSH_BATCH = 200
 PULL_LIMIT = 500
-VERIFY_THREADS = 2  # PyNaCl releases the GIL: a laptop's two cores verify a page together
+VERIFY_THREADS = 2  # only the Ed25519 call releases the GIL: a small gain (bench/README.md)
 VERIFY_CHUNK = 50  # pages smaller than two chunks are verified on one thread
 
 
@@ -138,10 +138,9 @@ def _mark(replica: Any, seq: int, status: str, reason: str | None = None, detail
 
 def pull(device: Device, client: HubClient, report: SyncReport, *, progress: Progress | None = None) -> None:
     """Pull page by page. While a page is verified and merged, the next one is already being
-    fetched (its cursor is in the answer); a page is verified on VERIFY_THREADS threads (PyNaCl
-    releases the GIL), then merged in order. Each page is still
-    committed with its cursor in one transaction, in order: a prefetched page that is never
-    committed is simply asked for again next time."""
+    fetched (its cursor is in the answer); a page is verified on VERIFY_THREADS threads, then
+    merged in order. Each page is still committed with its cursor in one transaction, in
+    order: a prefetched page that is never committed is simply asked for again next time."""
     replica = device.replica
     registry = device.registry()
     fetcher, verifiers = ThreadPoolExecutor(1), ThreadPoolExecutor(VERIFY_THREADS)
