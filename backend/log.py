@@ -14,6 +14,8 @@ SHA-256(chain of n-1 || change hash)), which the hub signs as its checkpoint.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from crypto import b64d, b64e, get_provider, sign_checkpoint
@@ -43,27 +45,35 @@ def chain_hash(prev: str | None, change_hash: str) -> str:
     return b64e(get_provider().hash(prev_raw + b64d(change_hash)))
 
 
-def append(head: LogHead, change: Change, *, resource_agency: str | None = None) -> LogEntry:
-    """Append an accepted change; the caller holds the head lock."""
+def entry(head: LogHead, change: Change, *, resource_agency: str | None = None) -> dict[str, Any]:
+    """Number an accepted change and advance the head; returns the log row's columns for the
+    caller to insert (a push inserts a batch's rows with one executemany). The caller holds
+    the head lock."""
     chain = chain_hash(head.head, change.hash)
-    entry = LogEntry(
-        seq=head.size + 1,
-        change_id=change.id,
-        hash=change.hash,
-        chain=chain,
-        device=change.device,
-        device_seq=change.seq,
-        record_id=change.record_id,
-        collection=change.collection,
-        agency=change.agency,
-        resource_agency=resource_agency,
-        hlc=change.hlc,
-        wire=dict(change.wire),
-        accepted_at=now(),
-    )
-    db.session.add(entry)
-    head.size, head.head = entry.seq, chain
-    return entry
+    row = {
+        "seq": head.size + 1,
+        "change_id": change.id,
+        "hash": change.hash,
+        "chain": chain,
+        "device": change.device,
+        "device_seq": change.seq,
+        "record_id": change.record_id,
+        "collection": change.collection,
+        "agency": change.agency,
+        "resource_agency": resource_agency,
+        "hlc": change.hlc,
+        "wire": dict(change.wire),
+        "accepted_at": now(),
+    }
+    head.size, head.head = row["seq"], chain
+    return row
+
+
+def append(head: LogHead, change: Change, *, resource_agency: str | None = None) -> LogEntry:
+    """Append an accepted change now (one ORM row); the caller holds the head lock."""
+    row = LogEntry(**entry(head, change, resource_agency=resource_agency))
+    db.session.add(row)
+    return row
 
 
 def checkpoint(size: int, head: str | None) -> dict[str, object]:

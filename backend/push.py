@@ -7,6 +7,8 @@ Rules this module owns:
   (sync.Verifier: certificate, agency key, registry, revocation cut, exact
   header types). A change that fails is ``rejected`` and touches nothing but
   the audit log: it is not the device's authentic word.
+- The schema check of each authentic change is made there too (it reads
+  nothing); its verdict is applied at the change's turn below.
 - Then, in one transaction holding the log-head lock, authentic changes are
   placed in their device's feed in seq order (sync.feeds):
   ``duplicate`` - already held (the original verdict is repeated);
@@ -18,6 +20,15 @@ Rules this module owns:
 - An authentic link advances the device's feed whether it was accepted or
   refused: a refused write does not break the device's chain.
 - Every rejection is written to the audit log in the same transaction.
+
+Speed (bench/bench_hub.py): a batch is one unit of work (backend/pushbatch.py). After
+the head lock is taken - which serializes pushes, so what is read then stays
+true until commit - the batch's used change ids, feed links, held changes and
+records are read with one query each; records are merged in memory and written
+once per record, log entries and feed links are inserted with one executemany
+each. Resources and contacts are checked completely before anything is
+mutated, so a refused one needs no savepoint; reservations, whose checks read
+other records, keep the savepoint path after the pending rows are flushed.
 """
 
 from __future__ import annotations
@@ -43,7 +54,6 @@ from sync import (
     apply,
     classify,
     find_double_bookings,
-    validate_change,
     validate_values,
 )
 from sync.hlc import Clock
@@ -52,7 +62,8 @@ from . import agreements, audit, keystore, log, records
 from .db import db
 from .errors import PayloadTooLarge, Unprocessable
 from .keystore import now
-from .models import ConflictRow, Device, DoubleBookingRow, Equivocation, FeedLink, HeldChange, LogEntry, Record
+from .models import ConflictRow, Device, DoubleBookingRow, Equivocation, HeldChange, Record
+from .pushbatch import Batch, Link, Refused, envelope_refusal
 
 logger = logging.getLogger("fieldsync.hub")
 
@@ -73,14 +84,6 @@ class Result:
         return out
 
 
-class Refused(Exception):
-    """A change that is authentic but not admissible (authorization, schema, merge)."""
-
-    def __init__(self, reason: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(reason)
-        self.reason, self.details = reason, details or {}
-
-
 def push(device: Device, batch: Any) -> list[dict[str, Any]]:
     if not isinstance(batch, list):
         raise Unprocessable("changes must be a list", details={"changes": ["Must be a list."]})
@@ -90,6 +93,7 @@ def push(device: Device, batch: Any) -> list[dict[str, Any]]:
     verifier = Verifier(keystore.registry())
     clock = Clock("hub", max_drift_ms=int(current_app.config["MAX_CLOCK_DRIFT"]) * 1000)
     authentic: list[tuple[int, Change]] = []
+    envelopes: dict[str, Refused | None] = {}  # change hash -> schema refusal, found before the lock
     for pos, wire in enumerate(batch):
         change_id = wire.get("id") if isinstance(wire, dict) else None
         try:
@@ -101,18 +105,24 @@ def push(device: Device, batch: Any) -> list[dict[str, Any]]:
                 raise ProvenanceError("seq must be a whole number from 1", change_id=change_id)
             # the clock first: a laptop whose clock says 2099 is told so, not that its certificate expired
             clock.check(wire.get("hlc"))  # type: ignore[arg-type]
-            authentic.append((pos, verifier.verify(wire, device.certificate)))
+            change = verifier.verify(wire, device.certificate)
+            authentic.append((pos, change))
+            envelopes[change.hash] = envelope_refusal(change)
         except (ProvenanceError, ClockDriftError, ClockError) as exc:
             results[pos] = Result(change_id, "rejected", getattr(exc, "reason", None) or str(exc))
 
     dev = db.session.scalar(select(Device).where(Device.id == device.id).with_for_update())
     head = log.lock_head()
+    work = Batch(dev, head, verifier, [change for _, change in authentic], envelopes) if dev is not None else None
     for pos, change in sorted(authentic, key=lambda item: item[1].seq):
         if dev is None or dev.status != "active":
             status = dev.status if dev is not None else "unknown"
             results[pos] = Result(change.id, "rejected", f"device is {status}")
             continue
-        results[pos] = _place(dev, head, change, verifier)
+        assert work is not None
+        results[pos] = _place(work, change)
+    if work is not None:
+        work.finish()
     if dev is not None:
         dev.last_push_at = dev.last_seen_at = now()
     for result in results:
@@ -134,8 +144,9 @@ def _audit_rejection(device: Device, result: Result) -> None:
     )
 
 
-def _place(dev: Device, head: Any, change: Change, verifier: Verifier) -> Result:
-    link = db.session.get(FeedLink, (dev.id, change.seq)) if change.seq <= dev.feed_seq else None
+def _place(work: Batch, change: Change) -> Result:
+    dev = work.dev
+    link = work.link(change.seq) if change.seq <= dev.feed_seq else None
     verdict = classify(FeedHead(dev.feed_seq, dev.feed_hash), change, link.hash if link else None)
     if verdict is Verdict.DUPLICATE:
         assert link is not None
@@ -143,14 +154,15 @@ def _place(dev: Device, head: Any, change: Change, verifier: Verifier) -> Result
     if verdict is Verdict.EQUIVOCATION:
         return _equivocation(dev, change, link.wire if link else None)
     if verdict is Verdict.GAP:
-        held = db.session.get(HeldChange, (dev.id, change.seq))
+        held = db.session.get(HeldChange, (dev.id, change.seq)) if change.seq in work.held else None
         if held is None:
             db.session.add(HeldChange(device=dev.id, seq=change.seq, wire=dict(change.wire), received_at=now()))
+            work.held.add(change.seq)
         elif change_hash(held.wire) != change.hash:
             return _equivocation(dev, change, held.wire)
         return Result(change.id, "held", f"waiting for seq {dev.feed_seq + 1} of this device")
-    result = _admit(dev, head, change)
-    _release_held(dev, head, verifier)
+    result = _admit(work, change)
+    _release_held(work)
     return result
 
 
@@ -178,104 +190,137 @@ def _equivocation(dev: Device, change: Change, held: dict[str, Any] | None) -> R
     return Result(change.id, "rejected", f"equivocation at seq {change.seq}: device quarantined")
 
 
-def _release_held(dev: Device, head: Any, verifier: Verifier) -> None:
-    while (held := db.session.get(HeldChange, (dev.id, dev.feed_seq + 1))) is not None:
+def _release_held(work: Batch) -> None:
+    dev = work.dev
+    while dev.feed_seq + 1 in work.held:
+        work.held.discard(dev.feed_seq + 1)
+        held = db.session.get(HeldChange, (dev.id, dev.feed_seq + 1))
+        if held is None:
+            continue
         db.session.delete(held)
         try:
-            change = verifier.verify(held.wire, dev.certificate)
+            change = work.verifier.verify(held.wire, dev.certificate)
         except ProvenanceError as exc:
             _audit_rejection(
                 dev, Result(held.wire.get("id"), "rejected", f"held change no longer verifies: {exc.reason}")
             )
             continue
         if change.prev != dev.feed_hash:
-            previous = db.session.get(FeedLink, (dev.id, dev.feed_seq))
+            previous = work.link(dev.feed_seq)
             _equivocation(dev, change, previous.wire if previous else None)
             return
-        result = _admit(dev, head, change)
+        result = _admit(work, change)
         if result.status == "rejected":  # its pusher was told "held": the audit log is where it shows
             _audit_rejection(dev, result)
 
 
-def _admit(dev: Device, head: Any, change: Change) -> Result:
+def _admit(work: Batch, change: Change) -> Result:
+    admit = _admit_reservation if change.collection == "reservations" else _admit_record
+    result = admit(work, change)
+    dev = work.dev
+    wire = dict(change.wire)
+    work.link_rows.append(
+        {
+            "device": dev.id,
+            "seq": change.seq,
+            "hash": change.hash,
+            "change_id": change.id,
+            "status": result.status,
+            "reason": result.reason,
+            "wire": wire,
+            "received_at": now(),
+        }
+    )
+    work.links[change.seq] = Link(change.hash, result.status, result.reason, wire)
+    dev.feed_seq, dev.feed_hash = change.seq, change.hash
+    return result
+
+
+def _refusal(change: Change, exc: Exception) -> Result:
+    reason = exc.reason if isinstance(exc, (Refused, ChangeRejected)) else str(exc)
+    details = exc.details if isinstance(exc, Refused) else getattr(exc, "messages", {})
+    return Result(change.id, "rejected", reason, details)
+
+
+def _admit_record(work: Batch, change: Change) -> Result:
+    """A resource or contact: every check before any write, so a refusal leaves nothing behind."""
+    entry = work.record(change.record_id)
+    try:
+        work.check_envelope(change)
+        if work.id_used(change.id):
+            raise Refused(f"change id {change.id} was already used")
+        state = entry[1]
+        _authorize(work, change, exists=state is not None)
+        _validate(change, state)
+        outcome = apply(state, change)
+        if outcome.status == "duplicate":
+            raise Refused(f"change id {change.id} was already used")
+    except (Refused, ChangeRejected, ValidationError) as exc:
+        return _refusal(change, exc)
+    entry[1], entry[2] = outcome.record, True
+    _store_conflicts(change, outcome.conflicts)
+    work.log_rows.append(log.entry(work.head, change))
+    work.used_ids.add(change.id)
+    return Result(change.id, "accepted")
+
+
+def _admit_reservation(work: Batch, change: Change) -> Result:
+    """A reservation: its checks read other records, so pending rows are written first and
+    the change is applied inside a savepoint that a refusal rolls back."""
+    work.flush()
+    work.records.pop(change.record_id, None)
     savepoint = db.session.begin_nested()
     try:
-        _check_envelope(change)
-        if db.session.scalar(select(LogEntry.seq).where(LogEntry.change_id == change.id)) is not None:
+        work.check_envelope(change)
+        if work.id_used(change.id):
             raise Refused(f"change id {change.id} was already used")
         row, state = records.load(change.record_id, lock=True)
-        _authorize(dev.agency, change, row)
+        _authorize_reservation(work.dev.agency, change, row)
         _validate(change, state)
         outcome = apply(state, change)
         if outcome.status == "duplicate":
             raise Refused(f"change id {change.id} was already used")
         stored = records.store(row, outcome.record)
-        resource_agency = None
-        if change.collection == "reservations":
-            _check_reservation(stored)
-            resource = _resource_owner(stored.resource_id)
-            resource_agency = resource.agency if resource is not None else None
-        for conflict in outcome.conflicts:
-            if db.session.get(ConflictRow, conflict.id) is None:
-                db.session.add(
-                    ConflictRow(
-                        id=conflict.id,
-                        record_id=conflict.record_id,
-                        collection=conflict.collection,
-                        agency=change.agency,
-                        field=conflict.field,
-                        winner=conflict.winner._asdict(),
-                        loser=conflict.loser._asdict(),
-                        status="open",
-                        detected_at=now(),
-                    )
-                )
-        log.append(head, change, resource_agency=resource_agency)
+        _check_reservation(stored)
+        resource = _resource_owner(stored.resource_id)
+        _store_conflicts(change, outcome.conflicts)
+        log.append(work.head, change, resource_agency=resource.agency if resource is not None else None)
         db.session.flush()
         savepoint.commit()
-        result = Result(change.id, "accepted")
     except (Refused, ChangeRejected, ValidationError) as exc:
         savepoint.rollback()
-        reason = exc.reason if isinstance(exc, (Refused, ChangeRejected)) else str(exc)
-        details = exc.details if isinstance(exc, Refused) else getattr(exc, "messages", {})
-        result = Result(change.id, "rejected", reason, details)
-    db.session.add(
-        FeedLink(
-            device=dev.id,
-            seq=change.seq,
-            hash=change.hash,
-            change_id=change.id,
-            status=result.status,
-            reason=result.reason,
-            wire=dict(change.wire),
-            received_at=now(),
-        )
-    )
-    dev.feed_seq, dev.feed_hash = change.seq, change.hash
-    return result
+        return _refusal(change, exc)
+    work.used_ids.add(change.id)
+    return Result(change.id, "accepted")
 
 
-def _check_envelope(change: Change) -> None:
-    """Schema checks of an authentic change. A failure refuses the change but, the
-    change being the device's own signed word, its feed still moves past it."""
-    try:
-        validate_change(dict(change.wire))
-    except ValidationError as exc:
-        raise Refused("invalid change", exc.messages) from None
+def _store_conflicts(change: Change, conflicts: Any) -> None:
+    for conflict in conflicts:
+        if db.session.get(ConflictRow, conflict.id) is None:
+            db.session.add(
+                ConflictRow(
+                    id=conflict.id,
+                    record_id=conflict.record_id,
+                    collection=conflict.collection,
+                    agency=change.agency,
+                    field=conflict.field,
+                    winner=conflict.winner._asdict(),
+                    loser=conflict.loser._asdict(),
+                    status="open",
+                    detected_at=now(),
+                )
+            )
 
 
-def _authorize(writer: str, change: Change, row: Record | None) -> None:
-    owner = change.agency
-    if change.collection == "reservations":
-        _authorize_reservation(writer, change, row)
-        return
+def _authorize(work: Batch, change: Change, *, exists: bool) -> None:
+    owner, writer = change.agency, work.dev.agency
     if owner == writer:
         return
     if change.deleted:
         raise Refused(f"only {owner} may delete its {change.collection}")
-    if row is None:
+    if not exists:
         raise Refused(f"agency {writer} cannot create {change.collection} for agency {owner}")
-    granted = agreements.share(owner, writer)
+    granted = work.share(owner, writer)
     if granted is None or change.collection not in granted.collections:
         raise Refused(f"no agreement lets {writer} write {owner}'s {change.collection}")
     denied = [name for name in (*change.values, *change.withheld) if name not in granted.write]

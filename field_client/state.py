@@ -9,6 +9,12 @@ Rules this module owns:
 - :func:`apply_change` merges one verified change into its record and stores
   the conflicts and double bookings the engine reports; it is called inside
   the caller's transaction.
+- :class:`PageWriter` does what :func:`keep_change` and :func:`apply_change`
+  do, for a page of pulled changes at once: the page's records are read with
+  one query, merged in memory, and the changes, records and conflicts written
+  with one executemany each (reservations, whose double-booking check reads
+  other records, go through :func:`apply_change` after the pending rows are
+  written). Same result, far fewer statements.
 - :func:`rebuild` recomputes a record from its stored changes minus those the
   hub refused, so a refused local edit disappears from the laptop as it never
   reached anyone else.
@@ -34,37 +40,66 @@ def load(replica: Replica, record_id: str) -> RecordState | None:
     row = replica.conn.execute(
         "SELECT collection, agency, state FROM records WHERE record_id = ?", (record_id,)
     ).fetchone()
-    if row is None:
-        return None
-    history = {name: tuple(Version(*v) for v in versions) for name, versions in json.loads(row[2]).items()}
-    return RecordState(row[0], record_id, row[1], history)
+    return _from_json(row[0], record_id, row[1], row[2]) if row is not None else None
+
+
+def _from_json(collection: str, record_id: str, agency: str, text: str) -> RecordState:
+    history = {name: tuple(Version(*v) for v in versions) for name, versions in json.loads(text).items()}
+    return RecordState(collection, record_id, agency, history)
+
+
+_STORE = """INSERT INTO records(record_id, collection, agency, state, "values", withheld, deleted, updated_hlc)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(record_id) DO UPDATE SET state = excluded.state, "values" = excluded."values",
+             withheld = excluded.withheld, deleted = excluded.deleted, updated_hlc = excluded.updated_hlc"""
+_KEEP = (
+    "INSERT OR IGNORE INTO changes(change_id, record_id, hash, device, seq, wire, origin, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_CONFLICT = (
+    "INSERT OR IGNORE INTO conflicts(id, record_id, collection, field, winner, loser, detected_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _store_row(state: RecordState) -> tuple[Any, ...]:
+    return (
+        state.record_id,
+        state.collection,
+        state.agency,
+        json.dumps({name: [list(v) for v in vs] for name, vs in state.history.items()}),
+        json.dumps(state.values()),
+        json.dumps(state.withheld()),
+        int(state.deleted),
+        state.changed_at or "",
+    )
+
+
+def _keep_row(change: Change, origin: str, at: str) -> tuple[Any, ...]:
+    return (change.id, change.record_id, change.hash, change.device, change.seq, json.dumps(change.wire), origin, at)
+
+
+def _conflict_rows(conflicts: Any, at: str) -> list[tuple[Any, ...]]:
+    return [
+        (
+            c.id,
+            c.record_id,
+            c.collection,
+            c.field,
+            json.dumps(c.winner._asdict()),
+            json.dumps(c.loser._asdict()),
+            at,
+        )
+        for c in conflicts
+    ]
 
 
 def store(replica: Replica, state: RecordState) -> None:
-    replica.conn.execute(
-        """INSERT INTO records(record_id, collection, agency, state, "values", withheld, deleted, updated_hlc)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(record_id) DO UPDATE SET state = excluded.state, "values" = excluded."values",
-             withheld = excluded.withheld, deleted = excluded.deleted, updated_hlc = excluded.updated_hlc""",
-        (
-            state.record_id,
-            state.collection,
-            state.agency,
-            json.dumps({name: [list(v) for v in vs] for name, vs in state.history.items()}),
-            json.dumps(state.values()),
-            json.dumps(state.withheld()),
-            int(state.deleted),
-            state.changed_at or "",
-        ),
-    )
+    replica.conn.execute(_STORE, _store_row(state))
 
 
 def keep_change(replica: Replica, change: Change, origin: str) -> None:
-    replica.conn.execute(
-        "INSERT OR IGNORE INTO changes(change_id, record_id, hash, device, seq, wire, origin, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (change.id, change.record_id, change.hash, change.device, change.seq, json.dumps(change.wire), origin, stamp()),
-    )
+    replica.conn.execute(_KEEP, _keep_row(change, origin, stamp()))
 
 
 def apply_change(replica: Replica, change: Change) -> str:
@@ -73,23 +108,62 @@ def apply_change(replica: Replica, change: Change) -> str:
     if outcome.status == "duplicate":
         return "duplicate"
     store(replica, outcome.record)
-    for conflict in outcome.conflicts:
-        replica.conn.execute(
-            "INSERT OR IGNORE INTO conflicts(id, record_id, collection, field, winner, loser, detected_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                conflict.id,
-                conflict.record_id,
-                conflict.collection,
-                conflict.field,
-                json.dumps(conflict.winner._asdict()),
-                json.dumps(conflict.loser._asdict()),
-                stamp(),
-            ),
-        )
+    replica.conn.executemany(_CONFLICT, _conflict_rows(outcome.conflicts, stamp()))
     if change.collection == "reservations":
         check_bookings(replica, outcome.record.values().get("resource_id"))
     return "applied"
+
+
+class PageWriter:
+    """keep_change + apply_change for a page of changes, with a handful of statements.
+
+    Call :meth:`keep` and :meth:`apply` per change in order (inside the caller's
+    transaction), then :meth:`flush`. :meth:`apply` raises ChangeRejected as
+    apply_change does, writing nothing for that change."""
+
+    def __init__(self, replica: Replica, record_ids: set[str]) -> None:
+        self.replica = replica
+        self.at = stamp()
+        self.states: dict[str, RecordState | None] = dict.fromkeys(record_ids)
+        ids = list(record_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = replica.conn.execute(
+                "SELECT record_id, collection, agency, state FROM records"
+                f" WHERE record_id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            for record_id, collection, agency, text in rows:
+                self.states[record_id] = _from_json(collection, record_id, agency, text)
+        self.kept: list[tuple[Any, ...]] = []
+        self.dirty: dict[str, RecordState] = {}
+        self.conflicts: list[tuple[Any, ...]] = []
+
+    def keep(self, change: Change, origin: str) -> None:
+        self.kept.append(_keep_row(change, origin, self.at))
+
+    def apply(self, change: Change) -> str:
+        if change.collection == "reservations":
+            self.flush()
+            result = apply_change(self.replica, change)
+            self.states[change.record_id] = load(self.replica, change.record_id)
+            return result
+        outcome = apply(self.states.get(change.record_id), change)
+        if outcome.status == "duplicate":
+            return "duplicate"
+        self.states[change.record_id] = self.dirty[change.record_id] = outcome.record
+        self.conflicts += _conflict_rows(outcome.conflicts, self.at)
+        return "applied"
+
+    def flush(self) -> None:
+        conn = self.replica.conn
+        if self.kept:
+            conn.executemany(_KEEP, self.kept)
+        if self.dirty:
+            conn.executemany(_STORE, [_store_row(state) for state in self.dirty.values()])
+        if self.conflicts:
+            conn.executemany(_CONFLICT, self.conflicts)
+        self.kept, self.dirty, self.conflicts = [], {}, []
 
 
 def check_bookings(replica: Replica, resource_id: Any) -> None:

@@ -413,3 +413,42 @@ def test_an_update_with_an_invalid_value_is_refused_and_changes_nothing(hub: Hub
     assert statuses(lee.push(lee.change("resources", {"status": "deployed"}, record_id=created["record_id"]))) == [
         "accepted"
     ]
+
+
+def test_one_batch_is_applied_as_its_changes_one_by_one(hub: Hub, live: str) -> None:
+    """A batch is merged in memory and written at the end (backend/push.py, _Batch): a record
+    created, edited, booked and edited again within one push, a refused link between, and a
+    change id used twice in the batch end exactly as if pushed one at a time."""
+    hub.agency("SPD")
+    lee = Officer(live, hub.token("SPD", "Sgt. Lee"))
+    car = lee.create()
+    rid = car["record_id"]
+    deploy = lee.change("resources", {"status": "deployed"}, record_id=rid)
+    broken = lee.create(values={"kind": "vehicle"})  # no name: refused, the feed moves on
+    book = lee.create("reservations", _booking(rid, "2030-01-01T08:00:00Z", "2030-01-01T10:00:00Z", "approved"))
+    note = lee.change("resources", {"notes": "back at noon", "quantity": 3}, record_id=rid)
+    reused = sign_as(lee, change_id=deploy["id"], record_id=rid, values={"status": "maintenance"})
+    follow(lee, reused)
+    last = lee.change("resources", {"status": "available"}, record_id=rid)
+    results = lee.push(car, deploy, broken, book, note, reused, last)
+    assert statuses(results) == ["accepted", "accepted", "rejected", "accepted", "accepted", "rejected", "accepted"]
+    assert "already used" in results[5]["reason"]
+    assert log_ids(hub) == [car["id"], deploy["id"], book["id"], note["id"], last["id"]]
+    entries = rows(hub.app, LogEntry, order_by=LogEntry.seq)
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert [e.resource_agency for e in entries] == [None, None, "SPD", None, None]
+    assert (entries[-1].chain, len(entries)) == (rows(hub.app, LogHead)[0].head, rows(hub.app, LogHead)[0].size)
+    row = record(hub, rid)
+    assert (row.values["status"], row.values["notes"], row.values["quantity"]) == ("available", "back at noon", 3)
+    # every version kept: car (4 fields + _deleted), deploy (2), note (3), last (2)
+    assert sum(len(versions) for versions in row.state.values()) == 5 + 2 + 3 + 2
+    assert record(hub, book["record_id"]).values["state"] == "approved"
+    links = rows(hub.app, FeedLink, order_by=FeedLink.seq)
+    verdicts = ["accepted", "accepted", "rejected", "accepted", "accepted", "rejected", "accepted"]
+    assert [link.status for link in links] == verdicts
+    assert set(rejections(hub)) == {broken["id"], reused["id"]}
+    # the same batch again: every verdict repeated as a duplicate, nothing written
+    again = lee.push(car, deploy, broken, book, note, reused, last)
+    assert statuses(again) == ["duplicate"] * 7
+    assert [r.get("reason") is not None for r in again] == [False, False, True, False, False, True, False]
+    assert len(rows(hub.app, LogEntry)) == 5

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from backend import keystore
 from backend.db import db
+from backend.models import Device as DeviceRow
 from backend.models import LogEntry, RegistryEntry
 from crypto import SigningKey, agency_entry, utcnow
 from field_client import agent, edits, state
@@ -305,6 +306,49 @@ def test_a_long_pull_reports_its_progress_page_by_page(
     agent.sync(ray.device, ray.client, progress=lambda done, total: seen.append((done, total)))
     # what `fieldsync sync` draws its bar from: one call a page, rising to the log's size
     assert seen == [(3, 7), (6, 7), (7, 7)]
+
+
+def test_a_large_pull_ends_as_its_changes_applied_one_by_one(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages are verified on two threads while the next is fetched, and merged with a few
+    statements (agent._apply_page, state.PageWriter): the replica must end exactly as with
+    keep_change + apply_change per change, conflicts included."""
+    monkeypatch.setattr(agent, "PULL_LIMIT", 150)  # pages of 150: both verification threads work
+    lee, kim = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Kim")
+    ray, ref = laptop("SPD", "Ofc. Ray"), laptop("SPD", "Reference")
+    rng = random.Random(3)
+    ids = [edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})["id"] for i in range(40)]
+    for i in range(120):
+        edits.update(lee.device, rng.choice(ids), {"quantity": i})
+    lee.sync()
+    kim.sync()
+    for i in range(60):  # concurrent edits of the same fields: conflicts
+        edits.update(lee.device, rng.choice(ids), {"status": "deployed", "notes": f"lee {i}"})
+        edits.update(kim.device, rng.choice(ids), {"status": "maintenance", "notes": f"kim {i}"})
+    lee.sync()
+    kim.sync()
+
+    report = ray.sync()
+    assert report.pulled == log_size(hub) == 40 + 120 + 120 and not report.refused
+
+    with hub.app.app_context():
+        wires = [e.wire for e in db.session.scalars(select(LogEntry).order_by(LogEntry.seq))]
+        certificates = {d.id: d.certificate for d in db.session.scalars(select(DeviceRow))}
+    verifier = ref.device.verifier()
+    with ref.replica.transaction():
+        for wire in wires:
+            change = verifier.verify(wire, certificates[wire["device"]])
+            state.keep_change(ref.replica, change, "hub")
+            state.apply_change(ref.replica, change)
+
+    assert views(ray) == views(ref)
+    conflicts = "SELECT id, record_id, field, winner, loser FROM conflicts ORDER BY id"
+    assert ray.replica.rows(conflicts) == ref.replica.rows(conflicts)
+    assert ray.count("conflicts") > 0
+    kept = "SELECT change_id, record_id, hash, device, seq, wire, origin FROM changes ORDER BY change_id"
+    assert ray.replica.rows(kept) == ref.replica.rows(kept)
+    assert ray.replica.get("cursor") == len(wires)
 
 
 # -- checkpoints and the registry ---------------------------------------------------------------------

@@ -1,0 +1,297 @@
+"""Shared by the hub and sync benchmarks: a real hub instance on loopback, and signed workloads.
+
+A :class:`HubInstance` is a temporary instance folder set up with the real
+``fieldsync-hub`` command (``init``, ``agency create``, ``device token`` —
+run in this process through click, the same code as the command line), on the
+SQLite default or on a fresh PostgreSQL database created on 127.0.0.1:5432
+and dropped afterwards, served by gunicorn (``backend:create_app()``) on a
+free 127.0.0.1 port.
+
+:func:`sign_feed` pre-signs a device's feed (realistic mix: one change in five
+creates a resource, the others edit one or two of status/notes/quantity of
+the device's own records), so that signing never counts against what is timed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from crypto import SigningKey, VerifiedChange, b64e, change_hash, sign_request  # noqa: E402
+from sync import Clock, MergeState, make_change  # noqa: E402
+from sync.changes import Change  # noqa: E402
+
+BIN = Path(sys.executable).parent
+POSTGRES_ADMIN = os.environ.get("FIELDSYNC_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+ADMIN_PASSWORD = "bench-admin-password-1"
+
+
+def free_port() -> int:
+    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class HubInstance:
+    """One hub: instance folder, database, and (once started) its gunicorn process."""
+
+    def __init__(self, database: str = "sqlite", folder: Path | None = None) -> None:
+        self.kind = database
+        self.folder = Path(folder or tempfile.mkdtemp(prefix=f"fieldsync-bench-{database}-"))
+        self.instance = self.folder / "instance"
+        self.pg_name: str | None = None
+        if database == "postgresql":
+            import psycopg
+
+            self.pg_name = f"fieldsync_bench_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{self.pg_name}"')
+            base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+            self.url = f"{base}/{self.pg_name}"
+        elif database == "sqlite":
+            self.url = f"sqlite:///{self.instance / 'fieldsync.db'}"
+        else:
+            raise ValueError(f"unknown database {database!r}: sqlite or postgresql")
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FIELDSYNC_")}
+        self.env.update(
+            FIELDSYNC_INSTANCE=str(self.instance),
+            FIELDSYNC_DATABASE_URL=self.url,
+            FIELDSYNC_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.base_url = ""
+
+    # -- administration (the real fieldsync-hub command, run in-process) ----------
+    def cli(self, *args: str) -> str:
+        from click.testing import CliRunner
+
+        from backend.cli import main
+
+        result = CliRunner(env=self.env).invoke(main, list(args), catch_exceptions=False)
+        if result.exit_code != 0:
+            raise RuntimeError(f"fieldsync-hub {' '.join(args)} failed: {result.output}")
+        return result.output
+
+    def init(self, agencies: dict[str, str]) -> None:
+        subprocess.run([str(BIN / "fieldsync-hub"), "init"], env=self.env, check=True, capture_output=True)
+        for code, name in agencies.items():
+            self.cli("agency", "create", code, "--name", name)
+
+    def token(self, agency: str, officer: str) -> str:
+        return self.cli("device", "token", agency, "--officer", officer).strip().splitlines()[-1]
+
+    def app(self) -> Any:
+        """The hub app in this process (for seeding through backend functions before serving)."""
+        from backend import create_app
+
+        return create_app({"DATABASE_URL": self.url, "INSTANCE_PATH": str(self.instance), "SECRET_KEY": "bench"})
+
+    # -- serving -------------------------------------------------------------------------
+    def start(self, workers: int = 2) -> str:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log = open(self.folder / "gunicorn.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "-w",
+                str(workers),
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--timeout",
+                "120",
+                "--backlog",
+                "256",
+                "backend:create_app()",
+            ],
+            env=self.env,
+            cwd=str(ROOT),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/healthz")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"gunicorn did not start: see {self.folder / 'gunicorn.log'}")
+            time.sleep(0.2)
+        # wait for every worker to have booted (each answers /healthz once its app is built)
+        time.sleep(1.0)
+        return self.base_url
+
+    def worker_pids(self) -> list[int]:
+        if self.proc is None:
+            return []
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user+system) used so far by the gunicorn master and its workers."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in [self.proc.pid if self.proc else 0, *self.worker_pids()]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            self.proc = None
+            self.log.close()
+
+    def destroy(self) -> None:
+        self.stop()
+        if self.pg_name:
+            import psycopg
+
+            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+            self.pg_name = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# -- devices and their pre-signed feeds ----------------------------------------------------
+def enroll_device(base_url: str, token: str) -> dict[str, Any]:
+    """Enroll a fresh device key over the real API; returns its seed and identity."""
+    from field_client.transport import HubClient
+
+    key = SigningKey.generate()
+    answer = HubClient(base_url).enroll(token, key.verify_key.to_text())
+    return {"seed": bytes(key), "device_id": answer["device_id"], "agency": answer["agency"], "answer": answer}
+
+
+def sign_feed(job: tuple[bytes, str, str, int, int]) -> list[dict[str, Any]]:
+    """Sign ``count`` changes of one device's feed (run in a worker process)."""
+    seed, device_id, agency, count, rng_seed = job
+    rng = random.Random(rng_seed)
+    key = SigningKey(seed)
+    clock = Clock(device_id)
+    state = MergeState()
+    records: list[str] = []
+    wires: list[dict[str, Any]] = []
+    prev: str | None = None
+    for seq in range(1, count + 1):
+        if not records or rng.random() < 0.2:
+            record_id, seen = str(uuid.uuid4()), {}
+            values: dict[str, Any] = {
+                "kind": "vehicle",
+                "name": f"Unit {len(records)}",
+                "status": "available",
+                "quantity": 1,
+            }
+            records.append(record_id)
+        else:
+            record_id = rng.choice(records[-50:])
+            seen = state.records[record_id].seen()
+            name = rng.choice(["status", "notes", "quantity"])
+            values = {
+                name: {
+                    "status": rng.choice(["available", "deployed", "maintenance"]),
+                    "notes": f"shift note {rng.random():.6f}",
+                    "quantity": rng.randint(0, 9),
+                }[name]
+            }
+            if rng.random() < 0.3:
+                values["status"] = rng.choice(["available", "deployed"])
+        wire = make_change(
+            key,
+            collection="resources",
+            record_id=record_id,
+            agency=agency,
+            device=device_id,
+            seq=seq,
+            prev=prev,
+            hlc=str(clock.now()),
+            values=values,
+            seen=seen,
+        )
+        prev = change_hash(wire)
+        state.apply(Change.from_verified(VerifiedChange(wire, prev)))
+        wires.append(wire)
+    return wires
+
+
+def sign_feeds(jobs: list[tuple[bytes, str, str, int, int]], processes: int = 2) -> list[list[dict[str, Any]]]:
+    from multiprocessing import get_context
+
+    with get_context("fork").Pool(processes) as pool:
+        return pool.map(sign_feed, jobs)
+
+
+# -- raw HTTP as a device sends it -----------------------------------------------------------
+def signed_request(
+    port: int,
+    seed_key: SigningKey,
+    device_id: str,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    gz: bytes | None = None,
+) -> tuple[int, Any]:
+    """One signed request, sent as field_client.transport sends it (gzip both ways)."""
+    headers = sign_request(
+        seed_key,
+        device=device_id,
+        method=method,
+        path=path,
+        body=body,
+        at=datetime.now(UTC),
+        nonce=b64e(os.urandom(16)),
+    )
+    headers["Accept-Encoding"] = "gzip"
+    if body:
+        headers["Content-Type"] = "application/json"
+        if gz is not None:
+            headers["Content-Encoding"] = "gzip"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    try:
+        conn.request(method, path, body=gz if gz is not None else (body or None), headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.getheader("Content-Encoding") == "gzip":
+            data = gzip.decompress(data)
+        return response.status, json.loads(data)
+    finally:
+        conn.close()
