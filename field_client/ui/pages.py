@@ -8,10 +8,12 @@ says the edits are kept and will go out later, not that something broke.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from .. import agent, review
 from ..device import Device
@@ -59,9 +61,26 @@ def sync_now() -> Any:
     ui = state_of(current_app)
     assert ui.syncer is not None
     ui.syncer.request()  # the sync bar says "Syncing…" until it is done
-    back = request.form.get("next", "")
-    local = back.startswith("/") and not back.startswith(("//", "/\\")) and "\\" not in back  # never off-site
-    return redirect(back if local else url_for("ui.resources"), 303)
+    return redirect(way_back(request.form.get("next", "")) or url_for("ui.resources"), 303)
+
+
+_PATH = re.compile(r"/[A-Za-z0-9_\-/]*")
+_QUERY = re.compile(r"[A-Za-z0-9_\-.~%+=&]*")
+
+
+def way_back(back: str) -> str | None:
+    """``back`` if it is one of the ui's own pages (a path its routes answer, with a plain query),
+    else None. Nothing else is allowed: browsers drop tabs and newlines and read ``\\`` as ``/``, so
+    ``/\t/evil.example`` or ``/\\evil.example`` would leave the laptop; ``%``-escapes in the path
+    (``/%09/evil.example``) and a path that starts ``//`` are refused for the same reason."""
+    path, _, query = back.partition("?")
+    if not _PATH.fullmatch(path) or path.startswith("//") or not _QUERY.fullmatch(query):
+        return None
+    try:
+        current_app.url_map.bind("127.0.0.1").match(path, "GET")
+    except HTTPException:  # not a page of ours (404, 405) or one that redirects elsewhere
+        return None
+    return back
 
 
 @bp.get("/sync")
