@@ -134,8 +134,9 @@ def _last_refused(replica: Replica, outcome: Any) -> list[dict[str, Any]]:
 
 
 def _concern_count(device: Device) -> int:
+    """Open items only: what command staff settled (a hub-signed resolution) no longer counts."""
     found = review.concerning(device)
-    return len(found["conflicts"]) + sum(1 for b in found["double_bookings"] if b["open"])
+    return sum(1 for c in found["conflicts"] if c["open"]) + sum(1 for b in found["double_bookings"] if b["open"])
 
 
 # -- template filters ------------------------------------------------------------------------
