@@ -1,7 +1,9 @@
 """The ui's other pages: unlock, the sync bar and its page, conflicts; template filters.
 
 The sync bar is on every page (a context processor): pending changes, the
-last successful sync, "Sync now", and what the hub refused and why. A hub
+last successful sync, "Sync now", and what the hub refused and why. When the
+last try failed, the time of that try ("last try: 14:05, no link") is shown
+apart from the last successful sync, so neither reads as the other. A hub
 that cannot be reached is a calm, expected state in a patrol car: the bar
 says the edits are kept and will go out later, not that something broke.
 """
@@ -113,6 +115,10 @@ def sync_bar() -> dict[str, Any]:
             "pending": info["pending"],
             "last_sync_at": info["last_sync_at"],
             "last_error": info["last_sync_error"],
+            # the last try failed: the bar says when it last synced AND when it last tried, apart
+            "failed": (outcome.kind != "ok") if outcome else bool(info["last_sync_error"]),
+            "no_link": bool(outcome and outcome.kind == "unreachable"),
+            "last_try_at": outcome.at if outcome else info["last_try_at"],
             "running": bool(syncer and syncer.running),
             "outcome": outcome,
             "rejected": _last_refused(ui.replica, outcome),
@@ -153,14 +159,15 @@ def when(text: Any) -> str:
     return moment.astimezone().strftime("%a %d %b %H:%M") if moment else ("" if text is None else str(text))
 
 
-def ago(text: Any) -> str:
-    """'4 min ago', '2 h ago', or the date."""
+def ago(text: Any, fresh: str = "just now") -> str:
+    """'4 min ago', '2 h ago', or the date; ``fresh`` under a minute (the sync bar says "under a
+    minute ago" of a success when the try since failed: "just now" beside "no link" reads as a lie)."""
     moment = _moment(text)
     if moment is None:
         return "never"
     seconds = (datetime.now(UTC) - moment).total_seconds()
     if seconds < 60:
-        return "just now"
+        return fresh
     if seconds < 3600:
         return f"{int(seconds // 60)} min ago"
     if seconds < 86400:

@@ -134,6 +134,36 @@ def test_it_syncs_by_itself_and_keeps_trying_while_there_is_no_link(
     assert [row["values"]["name"] for row in hub.records()] == ["Unit 7"]
 
 
+def test_a_failed_try_is_shown_apart_from_the_last_successful_sync(
+    hub_process: Any, adams: Any, ui_of: Any, context: Any
+) -> None:
+    hub = hub_process
+    hub.stop()
+    page = context.new_page()
+    page.goto(ui_of(adams).url)
+    expect(page.get_by_test_id("last-try")).to_have_count(0)  # nothing tried yet: nothing to say
+    sync_now(page)
+    expect(page.get_by_test_id("sync-message")).to_contain_text("No link to the hub right now")
+    expect(page.get_by_test_id("last-sync")).to_have_text("never")  # never synced: not "just now"
+    expect(page.get_by_test_id("last-try")).to_contain_text("Last try: just now")
+    expect(page.get_by_test_id("last-try")).to_contain_text(", no link")
+
+    hub.start()
+    sync_now(page)
+    expect(page.get_by_test_id("sync-message")).to_contain_text("Synced")
+    expect(page.get_by_test_id("last-sync")).to_contain_text("just now")
+    expect(page.get_by_test_id("last-try")).to_have_count(0)  # the try was the sync
+
+    hub.stop()
+    sync_now(page)
+    bar = page.get_by_test_id("syncbar")
+    expect(page.get_by_test_id("sync-message")).to_contain_text("No link to the hub right now")
+    expect(page.get_by_test_id("last-try")).to_contain_text(", no link")
+    expect(page.get_by_test_id("last-sync")).to_contain_text("under a minute ago")
+    assert bar.inner_text().count("just now") == 1  # only the try is "just now"; the success is not
+    shot(page, "sync-failed-try")
+
+
 def test_ui_refuses_to_start_without_a_replica_or_with_a_wrong_passphrase(adams: Any, tmp_path: Any) -> None:
     out = run_cli([FIELDSYNC, "--home", tmp_path / "nowhere", "ui", "--no-browser"], adams.env, check=False)
     assert out.returncode != 0 and "run `fieldsync enroll` first" in out.stderr
