@@ -77,8 +77,8 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
     except (HubUnavailable, HubRefused, HubUntrusted) as exc:
         device.replica.set("last_sync_error", str(exc))
         raise
+    device.replica.set("last_sync_error", None)  # first: whoever sees the new last_sync_at sees no old error
     device.replica.set("last_sync_at", state.stamp())
-    device.replica.set("last_sync_error", None)
     return report
 
 

@@ -317,8 +317,9 @@ def test_a_resource_page_flags_overlapping_approved_bookings(adams: Any, ui_of: 
     warrant, court, training, next_day = (cards.nth(i) for i in range(4))  # by start time
     expect(warrant.get_by_test_id("agency").locator("xpath=..")).to_contain_text("Warrant service")
     expect(court.get_by_test_id("agency").locator("xpath=..")).to_contain_text("Court transport")
-    expect(warrant.get_by_test_id("double-booking")).to_contain_text("DOUBLE BOOKING with SPD's Court transport")
-    expect(court.get_by_test_id("double-booking")).to_contain_text("DOUBLE BOOKING with SPD's Warrant service")
+    expect(warrant.get_by_test_id("double-booking")).to_contain_text("DOUBLE BOOKING: both approved for ")
+    expect(warrant.get_by_test_id("double-booking")).to_contain_text("with SPD's booking from ")
+    assert warrant.get_by_test_id("double-booking").inner_text() != court.get_by_test_id("double-booking").inner_text()
     for quiet in (training, next_day):
         expect(quiet.get_by_test_id("double-booking")).to_have_count(0)
     shot(page, "resource-double-booking")
