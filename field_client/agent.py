@@ -73,14 +73,15 @@ def client_for(device: Device, **kw: Any) -> HubClient:
 def sync(device: Device, client: HubClient, *, progress: Progress | None = None) -> SyncReport:
     """Push, then pull. Raises HubUnavailable (retry), HubRefused or HubUntrusted (stop)."""
     report = SyncReport()
+    device.replica.set("last_try_at", state.stamp())  # kept apart from last_sync_at: a failed try is not a sync
     try:
         push(device, client, report)
         pull(device, client, report, progress=progress)
     except (HubUnavailable, HubRefused, HubUntrusted) as exc:
         device.replica.set("last_sync_error", str(exc))
         raise
+    device.replica.set("last_sync_error", None)  # first: whoever sees the new last_sync_at sees no old error
     device.replica.set("last_sync_at", state.stamp())
-    device.replica.set("last_sync_error", None)
     return report
 
 
@@ -289,6 +290,7 @@ def status(device: Device) -> dict[str, Any]:
         "pending": count("SELECT count(*) FROM outbox WHERE status IN ('pending', 'held')"),
         "last_sync_at": replica.get("last_sync_at"),
         "last_sync_error": replica.get("last_sync_error"),
+        "last_try_at": replica.get("last_try_at"),
         "cursor": replica.get("cursor", 0),
         "conflicts": sum(1 for c in found["conflicts"] if c["resolved_by"] is None),
         "double_bookings": sum(1 for b in found["double_bookings"] if b["resolved_by"] is None),

@@ -9,7 +9,13 @@ Rules this module owns:
 - "What the hub decided" is read from the record as it now stands: the
   version that won by the merge rule, or a later one (a resolution that
   command staff signed with the hub key arrives as a change of device
-  ``hub``); for a double booking, the reservations' states now.
+  ``hub``); for a double booking, the reservations' states now. Who decided
+  is the signed ``resolution.by`` of that hub change (``resolved_by``, from
+  :func:`agent.conflicts`, which read it from verified hub changes only).
+- An item is *open* until it is settled: a conflict until a hub-signed
+  resolution of its field arrived; a double booking until staff resolved it
+  or it no longer has two approved, live reservations. Only open items count
+  in the ui's Conflicts badge, as in ``fieldsync status``.
 - :func:`pending_record_ids` names records with edits not yet accepted by the
   hub, so a page can mark them "not synced yet".
 """
@@ -52,6 +58,7 @@ def _decision(replica: Replica, conflict: dict[str, Any], me: str) -> dict[str, 
         "value": now.value if now is not None else winner["value"],
         "withheld": bool(now is not None and now.withheld),
         "mine_kept": winner["device"] == me and kind == "later_wins",
+        "by": conflict.get("resolved_by"),
     }
 
 
@@ -71,6 +78,7 @@ def concerning(device: Device) -> dict[str, Any]:
                 "mine": c["winner"] if c["winner"]["device"] == me else c["loser"],
                 "theirs": c["loser"] if c["winner"]["device"] == me else c["winner"],
                 "decision": _decision(replica, c, me),
+                "open": c.get("resolved_by") is None,
             }
         )
     mine = _written_by(replica, me)
@@ -79,14 +87,17 @@ def concerning(device: Device) -> dict[str, Any]:
         if b["first"] not in mine and b["second"] not in mine:
             continue
         first, second = state.get_record(replica, b["first"]), state.get_record(replica, b["second"])
-        live = [r for r in (first, second) if r and not r["deleted"] and r.get("state") == "approved"]
+        both = [r for r in (first, second) if r]
+        live = [r for r in both if not r["deleted"] and r.get("state") == "approved"]
         bookings.append(
             {
                 **b,
                 "resource": state.get_record(replica, b["resource_id"]) or {},
-                "reservations": [r for r in (first, second) if r],
+                "reservations": both,
                 "mine": {b["first"], b["second"]} & mine,
-                "open": len(live) == 2,
+                "open": len(live) == 2 and b.get("resolved_by") is None,
+                "kept": live,
+                "declined": [r for r in both if r.get("state") == "declined"],
             }
         )
     return {

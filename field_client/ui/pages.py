@@ -1,17 +1,21 @@
 """The ui's other pages: unlock, the sync bar and its page, conflicts; template filters.
 
 The sync bar is on every page (a context processor): pending changes, the
-last successful sync, "Sync now", and what the hub refused and why. A hub
+last successful sync, "Sync now", and what the hub refused and why. When the
+last try failed, the time of that try ("last try: 14:05, no link") is shown
+apart from the last successful sync, so neither reads as the other. A hub
 that cannot be reached is a calm, expected state in a patrol car: the bar
 says the edits are kept and will go out later, not that something broke.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
 
 from .. import agent, review
 from ..device import Device
@@ -59,9 +63,26 @@ def sync_now() -> Any:
     ui = state_of(current_app)
     assert ui.syncer is not None
     ui.syncer.request()  # the sync bar says "Syncing…" until it is done
-    back = request.form.get("next", "")
-    local = back.startswith("/") and not back.startswith(("//", "/\\")) and "\\" not in back  # never off-site
-    return redirect(back if local else url_for("ui.resources"), 303)
+    return redirect(way_back(request.form.get("next", "")) or url_for("ui.resources"), 303)
+
+
+_PATH = re.compile(r"/[A-Za-z0-9_\-/]*")
+_QUERY = re.compile(r"[A-Za-z0-9_\-.~%+=&]*")
+
+
+def way_back(back: str) -> str | None:
+    """``back`` if it is one of the ui's own pages (a path its routes answer, with a plain query),
+    else None. Nothing else is allowed: browsers drop tabs and newlines and read ``\\`` as ``/``, so
+    ``/\t/evil.example`` or ``/\\evil.example`` would leave the laptop; ``%``-escapes in the path
+    (``/%09/evil.example``) and a path that starts ``//`` are refused for the same reason."""
+    path, _, query = back.partition("?")
+    if not _PATH.fullmatch(path) or path.startswith("//") or not _QUERY.fullmatch(query):
+        return None
+    try:
+        current_app.url_map.bind("127.0.0.1").match(path, "GET")
+    except HTTPException:  # not a page of ours (404, 405) or one that redirects elsewhere
+        return None
+    return back
 
 
 @bp.get("/sync")
@@ -94,6 +115,10 @@ def sync_bar() -> dict[str, Any]:
             "pending": info["pending"],
             "last_sync_at": info["last_sync_at"],
             "last_error": info["last_sync_error"],
+            # the last try failed: the bar says when it last synced AND when it last tried, apart
+            "failed": (outcome.kind != "ok") if outcome else bool(info["last_sync_error"]),
+            "no_link": bool(outcome and outcome.kind == "unreachable"),
+            "last_try_at": outcome.at if outcome else info["last_try_at"],
             "running": bool(syncer and syncer.running),
             "outcome": outcome,
             "rejected": _last_refused(ui.replica, outcome),
@@ -115,8 +140,9 @@ def _last_refused(replica: Replica, outcome: Any) -> list[dict[str, Any]]:
 
 
 def _concern_count(device: Device) -> int:
+    """Open items only: what command staff settled (a hub-signed resolution) no longer counts."""
     found = review.concerning(device)
-    return len(found["conflicts"]) + sum(1 for b in found["double_bookings"] if b["open"])
+    return sum(1 for c in found["conflicts"] if c["open"]) + sum(1 for b in found["double_bookings"] if b["open"])
 
 
 # -- template filters ------------------------------------------------------------------------
@@ -133,14 +159,15 @@ def when(text: Any) -> str:
     return moment.astimezone().strftime("%a %d %b %H:%M") if moment else ("" if text is None else str(text))
 
 
-def ago(text: Any) -> str:
-    """'4 min ago', '2 h ago', or the date."""
+def ago(text: Any, fresh: str = "just now") -> str:
+    """'4 min ago', '2 h ago', or the date; ``fresh`` under a minute (the sync bar says "under a
+    minute ago" of a success when the try since failed: "just now" beside "no link" reads as a lie)."""
     moment = _moment(text)
     if moment is None:
         return "never"
     seconds = (datetime.now(UTC) - moment).total_seconds()
     if seconds < 60:
-        return "just now"
+        return fresh
     if seconds < 3600:
         return f"{int(seconds // 60)} min ago"
     if seconds < 86400:

@@ -3,7 +3,9 @@
 The server is werkzeug's threaded WSGI server bound to 127.0.0.1 (never
 0.0.0.0: the replica is for this laptop's own browser). Port 0 asks the
 system for a free one; the address with this run's secret is printed as soon
-as the socket is bound, then the browser is opened at it unless told not to.
+as the socket is bound, then the browser is opened unless told not to: not at
+that address (a browser's arguments are visible to every local user) but at a
+0600 redirect file holding a one-time key (:mod:`.launcher`), removed at stop.
 Request logging is off: it would write the secret to the terminal. Ctrl-C or
 SIGTERM stops the sync thread and closes the replica.
 """
@@ -22,7 +24,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from ..replica import Replica
-from . import create_app, guard, state_of
+from . import create_app, guard, launcher, state_of
 
 HOST = "127.0.0.1"
 
@@ -56,14 +58,18 @@ def serve(
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)
+    opener: Path | None = None
     try:
         echo(f"fieldsync ui is running at {url}")
         echo("(this address holds a secret for this run: do not share it; Ctrl-C stops the ui)")
         if browser:
-            webbrowser.open(url)
+            opener = launcher.write(guard.address(app, guard.one_time_key(app)))  # type: ignore[arg-type]
+            webbrowser.open(opener.as_uri())
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if opener is not None:
+            launcher.remove(opener)
         server.server_close()
         ui.close()

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
+from sync import find_double_bookings
 from sync.schemas import CONTACT_ROLES, RESERVATION_STATES, RESOURCE_KINDS, RESOURCE_STATUSES
 
 from .. import edits, inputs, review, state
@@ -99,10 +100,26 @@ def resource(record_id: str) -> str:
         "resource.html",
         record=record,
         bookings=bookings,
+        overlaps=overlaps(bookings),
         contact=contact,
         statuses=RESOURCE_STATUSES,
         pending=review.pending_record_ids(dev.replica),
     )
+
+
+def overlaps(bookings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """reservation id -> the approved bookings it overlaps, each with the shared window.
+
+    The rule is sync's own (:func:`sync.find_double_bookings`, the one the merge uses on every
+    replica and the hub), applied to the bookings as they stand now: a pair settled since (one
+    declined or cancelled) is no longer flagged, and no second overlap rule exists here."""
+    by_id = {b["id"]: b for b in bookings}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for found in find_double_bookings(bookings):
+        window = {"starts_at": found.overlap_start, "ends_at": found.overlap_end}
+        out.setdefault(found.first, []).append({"other": by_id[found.second], **window})
+        out.setdefault(found.second, []).append({"other": by_id[found.first], **window})
+    return out
 
 
 @bp.post("/resources/<record_id>/status")

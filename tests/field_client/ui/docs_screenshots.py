@@ -5,8 +5,9 @@
 Everything is real and on loopback: a fresh hub (``fieldsync-hub``) in a
 temporary folder, three officers of two agencies enrolled with ``fieldsync``,
 a day of edits through the CLI (with a conflict, a double booking and a
-refused write), then Adams's ``fieldsync ui`` with the hub stopped, driven by
-Chromium. Nothing is left running.
+refused write; command staff settle one conflict in the hub's web view), then
+Adams's ``fieldsync ui`` with the hub stopped, driven by Chromium. Nothing is
+left running.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import sync_playwright
 
 from tests.conftest import CHROMIUM
-from tests.e2e.conftest import AGENCIES, ENROLLED, Hub, Officer, free_port
+from tests.e2e.conftest import AGENCIES, ENROLLED, FIELDSYNC_HUB, Hub, Officer, free_port, run_cli
+from tests.web.conftest import go, login
 
 from .conftest import Ui
 
+STAFF = ("Lt. Dana Lee", "docs screenshots staff password")
 DAY = (datetime.now(UTC) + timedelta(days=1)).replace(hour=14, minute=0, second=0, microsecond=0)
 
 
@@ -38,7 +42,22 @@ def enroll(hub: Hub, agency: str, name: str, base: Path) -> Officer:
     return person
 
 
-def seed(hub: Hub, base: Path) -> dict[str, Officer]:
+def staff_resolves(hub: Hub, browser: Any, resource: str, keep: str) -> None:
+    """A staff member logs in to the hub's web view and keeps ``keep`` in the conflict on ``resource``."""
+    run_cli(
+        [FIELDSYNC_HUB, "user", "add", STAFF[0], "--role", "staff"], {**hub.env, "FIELDSYNC_USER_PASSWORD": STAFF[1]}
+    )
+    context = browser.new_context(base_url=hub.url)
+    try:
+        page = context.new_page()
+        login(page, STAFF, next_path="/conflicts")
+        go(page.locator("section.conflict").filter(has_text=resource).get_by_role("button", name=f"Keep “{keep}”"))
+        page.get_by_text("Resolved.").wait_for()
+    finally:
+        context.close()
+
+
+def seed(hub: Hub, base: Path, browser: Any) -> dict[str, Officer]:
     hub.admin("agreement", "add", "--from", "SPD", "--to", "CSO", "--collections",
               "resources,reservations,contacts", "--write", "status")  # fmt: skip
     hub.admin("agreement", "add", "--from", "CSO", "--to", "SPD", "--collections", "resources,reservations,contacts")
@@ -72,6 +91,8 @@ def seed(hub: Hub, base: Path) -> dict[str, Officer]:
     adams.update("resource", boat, name="Boat 2 (SPD crew)")
     for person in (adams, baker, cruz, adams):
         person.sync()
+    staff_resolves(hub, browser, "Unit 14", "available")  # Adams's value, chosen at the hub
+    adams.sync()
     return {"adams": adams, "baker": baker, "cruz": cruz}
 
 
@@ -86,12 +107,12 @@ def main(out: Path) -> None:
         hub.start()
         ui = None
         try:
-            people = seed(hub, base)
-            hub.stop()  # back in the car: no link
-            adams = people["adams"]
-            ui = Ui(adams)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+                people = seed(hub, base, browser)
+                hub.stop()  # back in the car: no link
+                adams = people["adams"]
+                ui = Ui(adams)
                 page = browser.new_page(viewport={"width": 1100, "height": 860})
                 page.goto(ui.url)
                 page.get_by_role("link", name="Generator 3").click()

@@ -298,3 +298,32 @@ def test_edit_a_contact_and_a_booking(adams: Any, ui_of: Any, context: Any) -> N
     assert contact["phone"] == "+1 217 555 0142" and contact["radio"] == "TAC-2"
     assert booking["starts_at"] == "2026-12-02T08:00:30Z" and booking["ends_at"].endswith("Z")  # not touched
     assert pending(page) == 5
+
+
+def test_a_resource_page_flags_overlapping_approved_bookings(adams: Any, ui_of: Any, context: Any) -> None:
+    unit = adams.add("resource", kind="vehicle", name="Unit 12")
+    for starts, ends, purpose in (
+        ("2026-12-02T08:00:00Z", "2026-12-02T12:00:00Z", "Warrant service"),
+        ("2026-12-02T10:00:00Z", "2026-12-02T14:00:00Z", "Court transport"),  # overlaps 10:00-12:00
+        ("2026-12-02T14:00:00Z", "2026-12-02T16:00:00Z", "Training run"),  # touches the end: no overlap
+        ("2026-12-03T08:00:00Z", "2026-12-03T09:00:00Z", "Next day"),
+    ):
+        assert adams.add_record("reservation", resource_id=unit, starts_at=starts, ends_at=ends,
+                                purpose=purpose)["state"] == "approved"  # fmt: skip
+    page = opened(ui_of(adams), context)
+    page.get_by_role("link", name="Unit 12").click()
+    cards = page.get_by_test_id("bookings").get_by_role("listitem")
+    expect(page.get_by_test_id("double-booking-note")).to_contain_text("two approved bookings of this resource overlap")
+    warrant, court, training, next_day = (cards.nth(i) for i in range(4))  # by start time
+    expect(warrant.get_by_test_id("agency").locator("xpath=..")).to_contain_text("Warrant service")
+    expect(court.get_by_test_id("agency").locator("xpath=..")).to_contain_text("Court transport")
+    expect(warrant.get_by_test_id("double-booking")).to_contain_text("DOUBLE BOOKING: both approved for ")
+    expect(warrant.get_by_test_id("double-booking")).to_contain_text("with SPD's booking from ")
+    assert warrant.get_by_test_id("double-booking").inner_text() != court.get_by_test_id("double-booking").inner_text()
+    for quiet in (training, next_day):
+        expect(quiet.get_by_test_id("double-booking")).to_have_count(0)
+    shot(page, "resource-double-booking")
+    court.get_by_role("button", name="Cancel booking").click()  # settled here: no longer flagged
+    expect(page.get_by_text("Booking is now cancelled")).to_be_visible()
+    expect(page.get_by_test_id("double-booking")).to_have_count(0)
+    expect(page.get_by_test_id("double-booking-note")).to_have_count(0)

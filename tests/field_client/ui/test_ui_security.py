@@ -152,9 +152,20 @@ def test_sync_now_sends_the_browser_back_only_to_its_own_pages(running: Any) -> 
     assert token
     for back, expected in (
         ("/contacts?q=ortiz", "/contacts?q=ortiz"),
+        ("/contacts?q=lt.%20ortiz&role=liaison", "/contacts?q=lt.%20ortiz&role=liaison"),
+        ("/resources/0b6f0d5e-0000-4000-8000-000000000001", "/resources/0b6f0d5e-0000-4000-8000-000000000001"),
         ("//evil.example/", "/resources"),
         ("/\\evil.example", "/resources"),
         ("https://evil.example/", "/resources"),
+        ("/\t/evil.example", "/resources"),  # browsers drop the tab: //evil.example
+        ("/\n/evil.example", "/resources"),
+        ("/%09/evil.example", "/resources"),
+        ("/%2F/evil.example", "/resources"),
+        (" //evil.example", "/resources"),
+        ("/contacts?q=x\\y", "/resources"),
+        ("/contacts?q=x\t//evil.example", "/resources"),
+        ("/nowhere", "/resources"),  # not a page of the ui
+        ("", "/resources"),
     ):
         answer = session.post(
             running.base + "/sync", data={"csrf_token": token[1], "next": back}, allow_redirects=False, timeout=10

@@ -7,9 +7,14 @@ loopback (stopped while the officer works), each officer's ui is its own
 
 from __future__ import annotations
 
+import re
+import stat
 import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
+import requests
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import FIELDSYNC, run_cli
@@ -129,6 +134,36 @@ def test_it_syncs_by_itself_and_keeps_trying_while_there_is_no_link(
     assert [row["values"]["name"] for row in hub.records()] == ["Unit 7"]
 
 
+def test_a_failed_try_is_shown_apart_from_the_last_successful_sync(
+    hub_process: Any, adams: Any, ui_of: Any, context: Any
+) -> None:
+    hub = hub_process
+    hub.stop()
+    page = context.new_page()
+    page.goto(ui_of(adams).url)
+    expect(page.get_by_test_id("last-try")).to_have_count(0)  # nothing tried yet: nothing to say
+    sync_now(page)
+    expect(page.get_by_test_id("sync-message")).to_contain_text("No link to the hub right now")
+    expect(page.get_by_test_id("last-sync")).to_have_text("never")  # never synced: not "just now"
+    expect(page.get_by_test_id("last-try")).to_contain_text("Last try: just now")
+    expect(page.get_by_test_id("last-try")).to_contain_text(", no link")
+
+    hub.start()
+    sync_now(page)
+    expect(page.get_by_test_id("sync-message")).to_contain_text("Synced")
+    expect(page.get_by_test_id("last-sync")).to_contain_text("just now")
+    expect(page.get_by_test_id("last-try")).to_have_count(0)  # the try was the sync
+
+    hub.stop()
+    sync_now(page)
+    bar = page.get_by_test_id("syncbar")
+    expect(page.get_by_test_id("sync-message")).to_contain_text("No link to the hub right now")
+    expect(page.get_by_test_id("last-try")).to_contain_text(", no link")
+    expect(page.get_by_test_id("last-sync")).to_contain_text("under a minute ago")
+    assert bar.inner_text().count("just now") == 1  # only the try is "just now"; the success is not
+    shot(page, "sync-failed-try")
+
+
 def test_ui_refuses_to_start_without_a_replica_or_with_a_wrong_passphrase(adams: Any, tmp_path: Any) -> None:
     out = run_cli([FIELDSYNC, "--home", tmp_path / "nowhere", "ui", "--no-browser"], adams.env, check=False)
     assert out.returncode != 0 and "run `fieldsync enroll` first" in out.stderr
@@ -137,14 +172,44 @@ def test_ui_refuses_to_start_without_a_replica_or_with_a_wrong_passphrase(adams:
     assert out.returncode != 0 and "wrong passphrase" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_without_no_browser_it_opens_the_browser_at_the_address(adams: Any, ui_of: Any, tmp_path: Any) -> None:
+def test_without_no_browser_it_opens_a_private_redirect_file_not_the_keyed_address(
+    adams: Any, ui_of: Any, tmp_path: Any, browser: Any
+) -> None:
     opened = tmp_path / "opened.txt"
-    fake = tmp_path / "record-url"  # a "browser" that only writes down what it was asked to open
-    fake.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{opened}"\n')
+    fake = tmp_path / "record-url"  # a "browser" that only writes down its arguments (what `ps` would show)
+    fake.write_text(f'#!/bin/sh\nprintf "%s" "$*" > "{opened}"\n')
     fake.chmod(0o755)
-    ui = ui_of(adams, env={**adams.env, "BROWSER": str(fake)}, browser=True)
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    ui = ui_of(adams, env={**adams.env, "BROWSER": str(fake), "XDG_RUNTIME_DIR": str(runtime)}, browser=True)
     for _ in range(100):
         if opened.exists() and opened.read_text():
             break
         time.sleep(0.1)
-    assert opened.read_text() == ui.url
+    argument = opened.read_text()
+    assert argument.startswith("file://") and "key" not in argument and ui.key not in argument
+    launcher = Path(unquote(urlsplit(argument).path))
+    assert launcher.parent.parent == runtime  # in $XDG_RUNTIME_DIR, in a folder of its own
+    assert stat.S_IMODE(launcher.stat().st_mode) == 0o600
+    assert stat.S_IMODE(launcher.parent.stat().st_mode) == 0o700
+    assert ui.key not in launcher.read_text()  # a one-time key, not the run's
+    assert f"fieldsync ui is running at {ui.url}" in ui.printed  # the terminal still shows the address
+
+    # the file, opened by a real browser, lands on the ui (the keyed address is in no argument)
+    ctx = browser.new_context()
+    try:
+        page = ctx.new_page()
+        page.goto(argument)
+        expect(page.get_by_test_id("syncbar")).to_be_visible()
+        assert page.url.startswith(ui.base) and "key=" not in page.url
+        one_time = re.search(r"key=([A-Za-z0-9_-]+)", launcher.read_text())
+        assert one_time
+        page.goto(f"{ui.base}/?key={one_time[1]}")  # its history entry, in this browser: just the page
+        expect(page.get_by_test_id("syncbar")).to_be_visible()
+    finally:
+        ctx.close()
+    used = requests.get(f"{ui.base}/?key={one_time[1]}", allow_redirects=False, timeout=10)
+    assert used.status_code == 403  # burned: another browser (or user) cannot reuse it
+    assert requests.get(ui.url, allow_redirects=False, timeout=10).status_code == 303  # the printed key still works
+    assert ui.stop() == 0
+    assert not launcher.exists() and not launcher.parent.exists()  # removed when the ui stops
