@@ -14,7 +14,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from wtforms.fields.choices import SelectChoice
 
-from .. import agencies, agreements, enroll, users
+from .. import agencies, agreements, audit, enroll, users
 from ..auth import roles_required
 from ..auth.accounts import actor
 from ..db import db
@@ -42,6 +42,11 @@ def _sections() -> dict[str, Any]:
 
 def _me() -> str:
     return actor(current_user.name)
+
+
+def _refused(action: str, exc: HubError, object: str) -> None:
+    """Roll back a refused admin form and audit the refusal (committed on its own)."""
+    audit.refused(action, actor=_me(), reason=exc.message, object=object[:300] or None)
 
 
 def _done(message: str, endpoint: str) -> Any:
@@ -84,7 +89,7 @@ def agencies_page() -> Any:
                 agencies.create(form.code.data.strip(), form.name.data, actor=_me())
                 return _done(f"Agency {form.code.data.strip()} created with its own key.", "admin.agencies")
             except HubError as exc:
-                db.session.rollback()
+                _refused("agency.create", exc, (form.code.data or "").strip())
                 show_errors(form, exc.details or {"code": []}, exc.message)
         status = 422
     return render_template("admin/agencies.html", agencies=agencies.overview(), form=form), status
@@ -131,7 +136,7 @@ def token() -> Any:
     try:
         issued = enroll.issue_token(form.agency.data, form.officer.data.strip(), actor=_me())
     except HubError as exc:
-        db.session.rollback()
+        _refused("token.issued", exc, (form.officer.data or "").strip())
         show_errors(form, exc.details, exc.message)
         return _devices_page(form, status=422)
     db.session.commit()
@@ -149,7 +154,7 @@ def revoke(device_id: str) -> Any:
         try:
             dev = enroll.revoke(device_id, actor=_me(), reason=(form.reason.data or "").strip())
         except HubError as exc:
-            db.session.rollback()
+            _refused("device.revoke", exc, device_id)
             flash(exc.message, "error")
             return redirect(url_for("admin.devices"), code=303)
         return _done(
@@ -183,7 +188,7 @@ def agreements_page() -> Any:
                     "admin.agreements",
                 )
             except HubError as exc:
-                db.session.rollback()
+                _refused("agreement.add", exc, f"{form.from_agency.data}->{form.to_agency.data}")
                 show_errors(form, exc.details, exc.message)
         status = 422
     rows = list(db.session.scalars(select(Agreement).order_by(Agreement.from_agency, Agreement.to_agency)))
@@ -212,7 +217,7 @@ def users_page() -> Any:
                 users.add_user(form.name.data, form.role.data, form.password.data, actor=_me())
                 return _done(f"User {form.name.data.strip()} added ({form.role.data}).", "admin.users")
             except HubError as exc:
-                db.session.rollback()
+                _refused("user.add", exc, (form.name.data or "").strip())
                 show_errors(form, exc.details or {"name": []}, exc.message)
         status = 422
     sessions = dict(
@@ -228,13 +233,17 @@ def users_page() -> Any:
 def remove_user(user_id: int) -> Any:
     user = db.session.get(User, user_id) or abort(404, description="No such user.")
     if user.id == current_user.id:
+        if request.method == "POST":
+            audit.refused(
+                "user.remove", actor=_me(), reason="an admin cannot remove their own account", object=user.name
+            )
         flash("You cannot remove your own account; ask another administrator.", "error")
         return redirect(url_for("admin.users"), code=303)
     if request.method == "POST":
         try:
             users.remove_user(user.name, actor=_me())
         except HubError as exc:
-            db.session.rollback()
+            _refused("user.remove", exc, user.name)
             flash(exc.message, "error")
             return redirect(url_for("admin.users"), code=303)
         return _done(f"User {user.name} removed; their sessions ended.", "admin.users")
