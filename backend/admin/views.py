@@ -21,6 +21,7 @@ from ..db import db
 from ..errors import HubError
 from ..keystore import as_utc, now
 from ..models import Agency, AgencyKey, Agreement, Device, User, WebSession
+from ..web import sorting
 from ..web.nav import register_nav
 from . import bp
 from .forms import AgencyForm, AgreementForm, RevokeForm, TokenForm, UserForm, names, show_errors
@@ -115,14 +116,48 @@ def devices() -> Any:
     return _devices_page(form)
 
 
+DEVICE_SORTS = {
+    "agency": "asc",  # the default: by agency, then in order of enrollment
+    "device": "asc",
+    "officer": "asc",
+    "status": "asc",
+    "enrolled": "desc",
+    "seen": "desc",
+    "changes": "desc",
+}
+_DEVICE_KEYS: dict[str, Any] = {
+    "agency": lambda d: d.agency,
+    "device": lambda d: d.id,
+    "officer": lambda d: d.officer,
+    "status": lambda d: d.status,
+    "enrolled": lambda d: as_utc(d.enrolled_at) if d.enrolled_at else None,
+    "seen": lambda d: as_utc(d.last_seen_at) if d.last_seen_at else None,
+    "changes": lambda d: d.feed_seq,
+}
+USER_SORTS = {"name": "asc", "role": "asc", "created": "desc", "signin": "desc", "sessions": "desc"}
+
+
 def _devices_page(form: TokenForm, *, token: str | None = None, status: int = 200) -> Any:
     agency = request.args.get("agency") or None
-    query = select(Device).order_by(Device.agency, Device.enrolled_at)
+    query = select(Device)
     if agency:
         query = query.where(Device.agency == agency)
-    rows = list(db.session.scalars(query))
+    sort = sorting.choose(request.args, DEVICE_SORTS, "agency")
+    rows = sorting.sort_rows(
+        db.session.scalars(query),
+        sort,
+        _DEVICE_KEYS,
+        tiebreak=lambda d: (as_utc(d.enrolled_at) if d.enrolled_at else now(), d.id),
+    )
     return render_template(
-        "admin/devices.html", devices=rows, form=form, token=token, agency=agency, agencies=_agency_choices()
+        "admin/devices.html",
+        devices=rows,
+        form=form,
+        token=token,
+        agency=agency,
+        agencies=_agency_choices(),
+        sort=sort,
+        args={"agency": agency} if agency else {},
     ), status
 
 
@@ -223,8 +258,24 @@ def users_page() -> Any:
     sessions = dict(
         db.session.execute(select(WebSession.user_id, func.count()).group_by(WebSession.user_id)).all()  # type: ignore[arg-type]
     )
+    moment = now()
+
+    def signin(u: User) -> int:  # locked (2) above some failures (1) above ok (0)
+        if u.locked_until is not None and as_utc(u.locked_until) > moment:
+            return 2
+        return 1 if u.failed_logins else 0
+
+    sort = sorting.choose(request.args, USER_SORTS, "name")
+    keys: dict[str, Any] = {
+        "name": lambda u: u.name,
+        "role": lambda u: u.role,
+        "created": lambda u: as_utc(u.created_at) if u.created_at else None,
+        "signin": signin,
+        "sessions": lambda u: sessions.get(u.id, 0),
+    }
+    rows = sorting.sort_rows(users.list_users(), sort, keys, tiebreak=lambda u: u.name)
     return render_template(
-        "admin/users.html", users=users.list_users(), sessions=sessions, form=form, as_utc=as_utc, now=now()
+        "admin/users.html", users=rows, sessions=sessions, form=form, as_utc=as_utc, now=moment, sort=sort
     ), status
 
 
