@@ -84,6 +84,18 @@ def record(
     return entry
 
 
+def refused(action: str, *, actor: str, reason: str, object: str | None = None, agency: str | None = None) -> None:
+    """Roll back a refused action and commit its audit entry on its own (``outcome = refused``).
+
+    A refused attempt is evidence too (a staff member trying to resolve a
+    conflict that is gone, an admin removing the last admin): the refusal must
+    not vanish with the rolled-back transaction it would have been part of.
+    """
+    db.session.rollback()
+    record(action, actor=actor, agency=agency, object=object, outcome="refused", details={"reason": reason})
+    db.session.commit()
+
+
 @dataclass(frozen=True)
 class AuditReport:
     size: int

@@ -9,9 +9,12 @@ Rules this module owns:
 - ``kind = "conflict"``: ``resolves`` is the conflict id
   ``record/field/loser change/winner change``; the change is for that record,
   writes only that field (nothing for ``_deleted``), and its value is the value
-  one of the two named changes wrote to that field. Where this replica holds
-  that field only as a digest (withheld by an agreement), the values cannot be
-  compared and the check is skipped: the value is invisible here anyway.
+  one of the two named changes wrote to that field. The chosen value is
+  compared with every side this replica can see: where one side is held only
+  as a digest (withheld by an agreement), it must be the other, visible side's
+  value. The check is skipped only where nothing can be compared: the hub
+  change's own value is withheld here, or both sides are (the value is then
+  invisible here anyway).
 - ``kind = "double_booking"``: the change is for a reservation and writes
   exactly ``state = "declined"``.
 - Anything else is refused with :class:`ChangeRejected`, like any change the
@@ -66,7 +69,8 @@ def check_resolution(record: RecordState | None, change: Change) -> None:
     named = [versions.get(side) for side in sides]
     if any(v is None for v in named):
         raise _refuse(change, "this replica does not hold the two sides it names")
-    if any(v is not None and v.withheld for v in named):
-        return
-    if not any(v is not None and type(v.value) is type(chosen) and v.value == chosen for v in named):
+    visible = [v for v in named if v is not None and not v.withheld]
+    if not visible:
+        return  # both sides withheld here: nothing to compare, and nothing shown
+    if not any(type(v.value) is type(chosen) and v.value == chosen for v in visible):
         raise _refuse(change, f"its value for {name!r} is neither side's")

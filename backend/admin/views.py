@@ -14,13 +14,14 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from wtforms.fields.choices import SelectChoice
 
-from .. import agencies, agreements, enroll, users
+from .. import agencies, agreements, audit, enroll, users
 from ..auth import roles_required
 from ..auth.accounts import actor
 from ..db import db
 from ..errors import HubError
 from ..keystore import as_utc, now
 from ..models import Agency, AgencyKey, Agreement, Device, User, WebSession
+from ..web import sorting
 from ..web.nav import register_nav
 from . import bp
 from .forms import AgencyForm, AgreementForm, RevokeForm, TokenForm, UserForm, names, show_errors
@@ -42,6 +43,11 @@ def _sections() -> dict[str, Any]:
 
 def _me() -> str:
     return actor(current_user.name)
+
+
+def _refused(action: str, exc: HubError, object: str) -> None:
+    """Roll back a refused admin form and audit the refusal (committed on its own)."""
+    audit.refused(action, actor=_me(), reason=exc.message, object=object[:300] or None)
 
 
 def _done(message: str, endpoint: str) -> Any:
@@ -84,7 +90,7 @@ def agencies_page() -> Any:
                 agencies.create(form.code.data.strip(), form.name.data, actor=_me())
                 return _done(f"Agency {form.code.data.strip()} created with its own key.", "admin.agencies")
             except HubError as exc:
-                db.session.rollback()
+                _refused("agency.create", exc, (form.code.data or "").strip())
                 show_errors(form, exc.details or {"code": []}, exc.message)
         status = 422
     return render_template("admin/agencies.html", agencies=agencies.overview(), form=form), status
@@ -110,14 +116,48 @@ def devices() -> Any:
     return _devices_page(form)
 
 
+DEVICE_SORTS = {
+    "agency": "asc",  # the default: by agency, then in order of enrollment
+    "device": "asc",
+    "officer": "asc",
+    "status": "asc",
+    "enrolled": "desc",
+    "seen": "desc",
+    "changes": "desc",
+}
+_DEVICE_KEYS: dict[str, Any] = {
+    "agency": lambda d: d.agency,
+    "device": lambda d: d.id,
+    "officer": lambda d: d.officer,
+    "status": lambda d: d.status,
+    "enrolled": lambda d: as_utc(d.enrolled_at) if d.enrolled_at else None,
+    "seen": lambda d: as_utc(d.last_seen_at) if d.last_seen_at else None,
+    "changes": lambda d: d.feed_seq,
+}
+USER_SORTS = {"name": "asc", "role": "asc", "created": "desc", "signin": "desc", "sessions": "desc"}
+
+
 def _devices_page(form: TokenForm, *, token: str | None = None, status: int = 200) -> Any:
     agency = request.args.get("agency") or None
-    query = select(Device).order_by(Device.agency, Device.enrolled_at)
+    query = select(Device)
     if agency:
         query = query.where(Device.agency == agency)
-    rows = list(db.session.scalars(query))
+    sort = sorting.choose(request.args, DEVICE_SORTS, "agency")
+    rows = sorting.sort_rows(
+        db.session.scalars(query),
+        sort,
+        _DEVICE_KEYS,
+        tiebreak=lambda d: (as_utc(d.enrolled_at) if d.enrolled_at else now(), d.id),
+    )
     return render_template(
-        "admin/devices.html", devices=rows, form=form, token=token, agency=agency, agencies=_agency_choices()
+        "admin/devices.html",
+        devices=rows,
+        form=form,
+        token=token,
+        agency=agency,
+        agencies=_agency_choices(),
+        sort=sort,
+        args={"agency": agency} if agency else {},
     ), status
 
 
@@ -131,7 +171,7 @@ def token() -> Any:
     try:
         issued = enroll.issue_token(form.agency.data, form.officer.data.strip(), actor=_me())
     except HubError as exc:
-        db.session.rollback()
+        _refused("token.issued", exc, (form.officer.data or "").strip())
         show_errors(form, exc.details, exc.message)
         return _devices_page(form, status=422)
     db.session.commit()
@@ -149,7 +189,7 @@ def revoke(device_id: str) -> Any:
         try:
             dev = enroll.revoke(device_id, actor=_me(), reason=(form.reason.data or "").strip())
         except HubError as exc:
-            db.session.rollback()
+            _refused("device.revoke", exc, device_id)
             flash(exc.message, "error")
             return redirect(url_for("admin.devices"), code=303)
         return _done(
@@ -183,7 +223,7 @@ def agreements_page() -> Any:
                     "admin.agreements",
                 )
             except HubError as exc:
-                db.session.rollback()
+                _refused("agreement.add", exc, f"{form.from_agency.data}->{form.to_agency.data}")
                 show_errors(form, exc.details, exc.message)
         status = 422
     rows = list(db.session.scalars(select(Agreement).order_by(Agreement.from_agency, Agreement.to_agency)))
@@ -212,14 +252,30 @@ def users_page() -> Any:
                 users.add_user(form.name.data, form.role.data, form.password.data, actor=_me())
                 return _done(f"User {form.name.data.strip()} added ({form.role.data}).", "admin.users")
             except HubError as exc:
-                db.session.rollback()
+                _refused("user.add", exc, (form.name.data or "").strip())
                 show_errors(form, exc.details or {"name": []}, exc.message)
         status = 422
     sessions = dict(
         db.session.execute(select(WebSession.user_id, func.count()).group_by(WebSession.user_id)).all()  # type: ignore[arg-type]
     )
+    moment = now()
+
+    def signin(u: User) -> int:  # locked (2) above some failures (1) above ok (0)
+        if u.locked_until is not None and as_utc(u.locked_until) > moment:
+            return 2
+        return 1 if u.failed_logins else 0
+
+    sort = sorting.choose(request.args, USER_SORTS, "name")
+    keys: dict[str, Any] = {
+        "name": lambda u: u.name,
+        "role": lambda u: u.role,
+        "created": lambda u: as_utc(u.created_at) if u.created_at else None,
+        "signin": signin,
+        "sessions": lambda u: sessions.get(u.id, 0),
+    }
+    rows = sorting.sort_rows(users.list_users(), sort, keys, tiebreak=lambda u: u.name)
     return render_template(
-        "admin/users.html", users=users.list_users(), sessions=sessions, form=form, as_utc=as_utc, now=now()
+        "admin/users.html", users=rows, sessions=sessions, form=form, as_utc=as_utc, now=moment, sort=sort
     ), status
 
 
@@ -228,13 +284,17 @@ def users_page() -> Any:
 def remove_user(user_id: int) -> Any:
     user = db.session.get(User, user_id) or abort(404, description="No such user.")
     if user.id == current_user.id:
+        if request.method == "POST":
+            audit.refused(
+                "user.remove", actor=_me(), reason="an admin cannot remove their own account", object=user.name
+            )
         flash("You cannot remove your own account; ask another administrator.", "error")
         return redirect(url_for("admin.users"), code=303)
     if request.method == "POST":
         try:
             users.remove_user(user.name, actor=_me())
         except HubError as exc:
-            db.session.rollback()
+            _refused("user.remove", exc, user.name)
             flash(exc.message, "error")
             return redirect(url_for("admin.users"), code=303)
         return _done(f"User {user.name} removed; their sessions ended.", "admin.users")

@@ -8,6 +8,7 @@ the CSRF token; nothing changes on GET.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
@@ -23,8 +24,21 @@ BANNER_KEY = "banner_ack"
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this hub (no open redirect to another site)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path on this hub (no open redirect to another site).
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash,
+    so ``/\t/evil.example`` would leave as ``//evil.example``: any control
+    character, space or backslash refuses the target outright (a newline would
+    also break the ``Location`` header). What is left must be a bare path:
+    no scheme (``https:evil``), no host, one leading slash.
+    """
+    if not target or any(ord(c) < 0x21 or c == "\\" for c in target):
+        return url_for("web.dashboard")
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return url_for("web.dashboard")
+    if parts.scheme == "" and parts.netloc == "" and target.startswith("/") and not target.startswith("//"):
         return target
     return url_for("web.dashboard")
 
@@ -58,6 +72,7 @@ def login_post() -> Any:
     from . import WebUser
 
     sessions.rotate(session)
+    session.pop("csrf_token", None)  # a token handed out before login is worthless after it
     sessions.purge_idle(current_app._get_current_object())  # type: ignore[attr-defined]
     login_user(WebUser(result.user.id, result.user.name, result.user.role))
     session[BANNER_KEY] = True

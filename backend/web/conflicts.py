@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from sync import COLLECTIONS, DELETED, HUB_DEVICE
 
-from .. import resolutions
+from .. import audit, resolutions
 from ..auth import login_required
 from ..auth.accounts import actor
 from ..db import db
@@ -190,6 +190,7 @@ def resolve_conflict() -> Any:
     try:
         resolutions.resolve(conflict_id, choice, by=current_user.name, actor=actor(current_user.name))
     except HubError as exc:
+        audit.refused("conflict.resolve", actor=actor(current_user.name), reason=exc.message, object=conflict_id[:300])
         flash(f"Not resolved: {exc.message}", "error")
         return redirect(url_for("web.conflicts"), code=303)
     flash("Resolved. The chosen value goes to the field as a hub-signed change at the laptops' next sync.", "ok")
@@ -293,6 +294,9 @@ def decline_booking() -> Any:
     try:
         resolutions.decline(booking_id, reservation, by=current_user.name, actor=actor(current_user.name))
     except HubError as exc:
+        audit.refused(
+            "double_booking.resolve", actor=actor(current_user.name), reason=exc.message, object=booking_id[:300]
+        )
         flash(f"Not resolved: {exc.message}", "error")
         return redirect(url_for("web.double_bookings"), code=303)
     flash("Reservation declined. The laptops receive the decision at their next sync.", "ok")

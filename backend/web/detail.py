@@ -5,6 +5,14 @@ Every change of the record is verified again here, through its whole chain
 key, rotations, revocation cut; the hub key for resolutions). A page never
 shows "verified" from a stored flag: if a row in the log was altered, the
 mark turns to "not verified" with the reason.
+
+The badge and the value must speak of the same thing: each field's value is
+taken from the verified change that wrote the winning version, not from the
+merged state (``records.state``) alone. Where the stored state says something
+else (another value, clock or device than the signed change), the field is
+marked "not verified: stored value differs from the signed change" and the
+signed value is the one shown. A malformed clock in a stored row is a "not
+verified" with that reason, never an error page.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from sync import DELETED, HUB_DEVICE, ProvenanceError, Verifier
+from sync import DELETED, HUB_DEVICE, Change, ProvenanceError, Verifier, Version
 from sync.provenance import hlc_time
 
 from .. import keystore, records
@@ -46,7 +54,7 @@ class FieldRow:
     value: Any
     withheld: bool
     author: Author
-    at: datetime
+    at: datetime | None
     check: Check
     versions: int
     change_id: str
@@ -58,7 +66,7 @@ class HistoryRow:
     device_seq: int
     change_id: str
     author: Author
-    at: datetime
+    at: datetime | None
     accepted_at: datetime
     fields: dict[str, Any]
     withheld: frozenset[str]
@@ -73,7 +81,8 @@ class RecordView:
     fields: list[FieldRow]
     history: list[HistoryRow]
     conflicts: list[ConflictRow]
-    all_verified: bool
+    all_verified: bool  # every change in the log verifies
+    fields_verified: bool  # and every shown value is what its signed change says
 
 
 def _author(entry: LogEntry | None, device: Device | None, wire: dict[str, Any] | None) -> Author:
@@ -85,6 +94,38 @@ def _author(entry: LogEntry | None, device: Device | None, wire: dict[str, Any] 
     return Author(device.id, device.officer, device.agency)
 
 
+DIFFERS = "not verified: stored value differs from the signed change"
+
+
+def _time(hlc: Any) -> datetime | None:
+    """A hlc's wall time, or None for a malformed one (shown as "—", marked not verified)."""
+    try:
+        return hlc_time(str(hlc))
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+def _field_from_change(name: str, winner: Version, change: Change | None, check: Check) -> tuple[Any, bool, Check]:
+    """(value, withheld, check) of one field: the signed change's value, checked against the stored state."""
+    if change is None:
+        return winner.value, winner.withheld, check if not check.ok else Check(False, "its change is not verified")
+    if name in change.values:
+        value, withheld, digest = change.values[name], False, None
+    elif name in change.withheld:
+        value, withheld, digest = None, True, change.withheld[name]
+    else:
+        return winner.value, winner.withheld, Check(False, "not verified: the signed change does not write this field")
+    same = (
+        winner.hlc == change.hlc
+        and winner.device == change.device
+        and winner.withheld == withheld
+        and (winner.digest == digest if withheld else type(winner.value) is type(value) and winner.value == value)
+    )
+    if _time(winner.hlc) is None:
+        return value, withheld, Check(False, "not verified: the stored clock is malformed")
+    return value, withheld, check if same else Check(False, DIFFERS)
+
+
 def load(record_id: str) -> RecordView:
     row = db.session.get(Record, record_id)
     if row is None:
@@ -93,13 +134,17 @@ def load(record_id: str) -> RecordView:
     devices = {d.id: d for d in db.session.scalars(select(Device).where(Device.id.in_({e.device for e in entries})))}
     verifier = Verifier(keystore.registry())
     checks: dict[str, Check] = {}
+    verified: dict[str, Change] = {}  # change id -> the change as its signature says it
     by_change: dict[str, LogEntry] = {}
     history: list[HistoryRow] = []
     for entry in entries:
         by_change[entry.change_id] = entry
         device = devices.get(entry.device)
         try:
-            verifier.verify(entry.wire, device.certificate if device is not None else None)
+            change = verifier.verify(entry.wire, device.certificate if device is not None else None)
+            if change.id != entry.change_id:
+                raise ProvenanceError("the log row names another change than it holds", change_id=entry.change_id)
+            verified[entry.change_id] = change
             check = Check(True)
         except ProvenanceError as exc:
             check = Check(False, exc.reason)
@@ -113,7 +158,7 @@ def load(record_id: str) -> RecordView:
                 device_seq=entry.device_seq,
                 change_id=entry.change_id,
                 author=_author(entry, device, wire),
-                at=hlc_time(entry.hlc),
+                at=_time(entry.hlc),
                 accepted_at=keystore.as_utc(entry.accepted_at),
                 fields=written,
                 withheld=frozenset(name for name, item in items if "digest" in item),
@@ -128,14 +173,23 @@ def load(record_id: str) -> RecordView:
         versions = state.history[name]
         winner = versions[-1]
         entry = by_change.get(winner.change_id)
+        change = verified.get(winner.change_id)
+        value, withheld, check = _field_from_change(
+            name,
+            winner,
+            change,
+            checks.get(winner.change_id, Check(False, "the change that wrote it is not in the log")),
+        )
         fields.append(
             FieldRow(
                 name=name,
-                value=winner.value,
-                withheld=winner.withheld,
-                author=_author(entry, devices.get(winner.device), entry.wire if entry else None),
-                at=hlc_time(winner.hlc),
-                check=checks.get(winner.change_id, Check(False, "the change that wrote it is not in the log")),
+                value=value,
+                withheld=withheld,
+                author=_author(
+                    entry, devices.get(change.device if change else winner.device), entry.wire if entry else None
+                ),
+                at=_time(change.hlc) if change is not None else _time(winner.hlc),
+                check=check,
                 versions=len(versions),
                 change_id=winner.change_id,
             )
@@ -146,4 +200,5 @@ def load(record_id: str) -> RecordView:
         )
     )
     history.reverse()  # newest first
-    return RecordView(row, fields, history, conflicts, all(c.ok for c in checks.values()) and bool(checks))
+    all_ok = all(c.ok for c in checks.values()) and bool(checks)
+    return RecordView(row, fields, history, conflicts, all_ok, all(f.check.ok for f in fields))

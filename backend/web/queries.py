@@ -15,6 +15,7 @@ from ..errors import BadRequest
 from ..keystore import as_utc, now
 from ..models import Agency, AuditEntry, AuditHead, ConflictRow, Device, DoubleBookingRow, LogEntry, Record
 from . import paging
+from .sorting import Sort, choose, sort_rows
 from .timefmt import zone
 
 CHART_DAYS = 14
@@ -47,7 +48,34 @@ def _last_sync(device: Device) -> datetime | None:
     return max(times) if times else None
 
 
-def dashboard(device_limit: int = 25) -> Dashboard:
+DEVICE_SORTS = {
+    "sync": "desc",  # the default: most recent sync (push or pull) first
+    "device": "asc",
+    "agency": "asc",
+    "officer": "asc",
+    "status": "asc",
+    "push": "desc",
+    "pull": "desc",
+    "changes": "desc",
+}
+_DEVICE_KEYS: dict[str, Any] = {
+    "sync": _last_sync,
+    "device": lambda d: d.id,
+    "agency": lambda d: d.agency,
+    "officer": lambda d: d.officer,
+    "status": lambda d: d.status,
+    "push": lambda d: as_utc(d.last_push_at) if d.last_push_at else None,
+    "pull": lambda d: as_utc(d.last_pull_at) if d.last_pull_at else None,
+    "changes": lambda d: d.feed_seq,
+}
+
+
+def sort_devices(devices: list[Device], sort: Sort) -> list[Device]:
+    """The devices table's order (the dashboard's and the admin page's)."""
+    return sort_rows(devices, sort, _DEVICE_KEYS, tiebreak=lambda d: d.id)
+
+
+def dashboard(device_limit: int = 25, sort: Sort | None = None) -> Dashboard:
     devices_all = list(db.session.scalars(select(Device)))
     by_agency: dict[str, list[Device]] = {}
     for d in devices_all:
@@ -70,8 +98,7 @@ def dashboard(device_limit: int = 25) -> Dashboard:
                 max(syncs) if syncs else None,
             )
         )
-    never = datetime.min.replace(tzinfo=UTC)
-    devices = sorted(devices_all, key=lambda d: (_last_sync(d) or never, d.id), reverse=True)
+    devices = sort_devices(devices_all, sort or Sort("sync", "desc"))
     return Dashboard(
         agencies=agencies,
         devices=devices[:device_limit],
@@ -119,17 +146,31 @@ AUDIT_PAGE = 50
 OUTCOMES = ("ok", "refused", "rejected")
 
 
+# sortable columns of the audit table: (column, its type for the paging cursor, first-click direction);
+# the entry's seq breaks ties, so keyset paging never skips or repeats an entry
+AUDIT_SORTS: dict[str, tuple[Any, type, str]] = {
+    "time": (AuditEntry.seq, int, "desc"),  # seq is the order entries were written: time order
+    "actor": (AuditEntry.actor, str, "asc"),
+    "action": (AuditEntry.action, str, "asc"),
+    "outcome": (AuditEntry.outcome, str, "asc"),
+}
+
+
 @dataclass
 class AuditFilters:
     action: str = ""
     actor: str = ""
     outcome: str = ""
+    sort: str = "time"
+    dir: str = "desc"
 
     @classmethod
     def from_args(cls, args: Any) -> AuditFilters:
         f = cls(args.get("action", "").strip()[:64], args.get("actor", "").strip()[:200], args.get("outcome", ""))
         if f.outcome not in ("", *OUTCOMES):
             raise BadRequest(f"unknown outcome {f.outcome!r}")
+        chosen = choose(args, {k: v[2] for k, v in AUDIT_SORTS.items()}, "time")
+        f.sort, f.dir = chosen.key, chosen.dir
         return f
 
 
@@ -145,16 +186,22 @@ def audit_page(filters: AuditFilters, *, after: str | None, before: str | None) 
         where.append(AuditEntry.actor.contains(filters.actor, autoescape=True))
     if filters.outcome:
         where.append(AuditEntry.outcome == filters.outcome)
+    column, kind, _ = AUDIT_SORTS[filters.sort]
+    if filters.sort == "time":
+        keys, kinds, key_of = (AuditEntry.seq,), (int,), lambda e: (e.seq,)
+    else:
+        keys, kinds = (column, AuditEntry.seq), (kind, int)
+        key_of = lambda e: (getattr(e, column.key), e.seq)  # noqa: E731
     result = paging.fetch(
         select(AuditEntry).where(*where),
-        (AuditEntry.seq,),
-        (int,),
-        descending=True,
+        keys,
+        kinds,
+        descending=filters.dir == "desc",
         after=after,
         before=before,
         limit=AUDIT_PAGE,
         session=db.session,
-        key_of=lambda e: (e.seq,),
+        key_of=key_of,
     )
     total = _count(select(func.count()).select_from(AuditEntry).where(*where))
     result.summary = f"{total:,} entr{'y' if total == 1 else 'ies'}"
@@ -162,13 +209,17 @@ def audit_page(filters: AuditFilters, *, after: str | None, before: str | None) 
 
 
 RECHECK_SECONDS = 60
+FORCED_CHECK_SECONDS = 60  # "check again now" at most this often per hub process
 _last_check: dict[str, tuple[int, str | None, datetime, audit.AuditReport]] = {}
+_last_forced: dict[str, datetime] = {}
 
 
 @dataclass(frozen=True)
 class ChainStatus:
     report: audit.AuditReport
     checked_at: datetime
+    throttled: bool = False  # "check again now" was asked too soon after the last one
+    forced_ago: int = 0  # seconds since the last forced check (when throttled)
 
 
 def audit_status(*, fresh: bool = False) -> ChainStatus:
@@ -177,11 +228,21 @@ def audit_status(*, fresh: bool = False) -> ChainStatus:
     The answer is reused for up to RECHECK_SECONDS while the log's head is
     unchanged, so a busy audit page does not re-hash a large log on every
     view; a new entry, the age limit or ``fresh`` (the page's "check again
-    now") walk the whole chain again. The page shows when the check ran."""
+    now") walk the whole chain again. A forced check runs at most once per
+    FORCED_CHECK_SECONDS in this process, whoever asks: otherwise any logged-in
+    account could keep the hub re-hashing a large log by reloading
+    ``?check=now``. The page shows when the check ran."""
     head = db.session.get(AuditHead, 1)
     size, top = (head.size, head.head) if head is not None else (0, None)
     key = str(db.engine.url)
     moment = now()
+    throttled, forced_ago = False, 0
+    if fresh:
+        last = _last_forced.get(key)
+        if last is not None and (moment - last).total_seconds() < FORCED_CHECK_SECONDS:
+            fresh, throttled, forced_ago = False, True, int((moment - last).total_seconds())
+        else:
+            _last_forced[key] = moment
     cached = _last_check.get(key)
     if (
         not fresh
@@ -189,7 +250,7 @@ def audit_status(*, fresh: bool = False) -> ChainStatus:
         and cached[:2] == (size, top)
         and (moment - cached[2]).total_seconds() < RECHECK_SECONDS
     ):
-        return ChainStatus(cached[3], cached[2])
+        return ChainStatus(cached[3], cached[2], throttled, forced_ago)
     report = audit.verify()
     _last_check[key] = (size, top, moment, report)
-    return ChainStatus(report, moment)
+    return ChainStatus(report, moment, throttled, forced_ago)

@@ -16,7 +16,7 @@ from .. import audit, provenance
 from ..auth import login_required
 from ..auth.accounts import actor
 from ..db import db
-from . import bp, chart, detail, listing, queries
+from . import bp, chart, detail, listing, queries, sorting
 
 
 def endpoint_url(endpoint: str, **values: Any) -> str | None:
@@ -37,9 +37,10 @@ def _links() -> dict[str, Any]:
 @bp.get("/")
 @login_required
 def dashboard() -> Any:
-    data = queries.dashboard()
+    sort = sorting.choose(request.args, queries.DEVICE_SORTS, "sync")
+    data = queries.dashboard(sort=sort)
     svg = chart.bar_chart(data.per_day, label=f"Changes accepted per day, last {len(data.per_day)} days")
-    return render_template("web/dashboard.html", d=data, chart=svg)
+    return render_template("web/dashboard.html", d=data, chart=svg, sort=sort)
 
 
 @bp.get("/records")
@@ -89,7 +90,7 @@ def audit_log() -> Any:
         "web/audit.html",
         f=filters,
         page=page,
-        args={k: v for k, v in request.args.items() if v},
+        args={k: v for k, v in request.args.items() if v and k != "check"},  # links never re-force the check
         chain=queries.audit_status(fresh=request.args.get("check") == "now"),
         actions=queries.audit_actions(),
         outcomes=queries.OUTCOMES,

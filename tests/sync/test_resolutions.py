@@ -94,3 +94,38 @@ def test_a_double_booking_is_settled_only_by_declining_a_reservation() -> None:
 
 def test_a_hub_change_without_a_resolution_is_refused() -> None:
     refused(None, change(HUB_DEVICE, 9, {"status": "deployed"}), "names no resolution")
+
+
+def withheld_change(device: str, n: int, name: str) -> Change:
+    """A change as a replica holds it when an agreement withholds ``name``: a digest, no value."""
+    wire = {
+        "id": fixed_id(100 + n, 1), "collection": "resources", "record_id": RECORD, "agency": "SPD",
+        "device": device, "seq": n, "prev": None, "hlc": hlc_text(1_000 + n, 0, device), "base": {},
+        "fields": {name: {"salt": SALT, "digest": "D" * 43}}, "deleted": False,
+    }  # fmt: skip
+    return Change.from_verified(VerifiedChange(wire, f"hash{n}"))
+
+
+def half_withheld() -> tuple[RecordState, Change, Change]:
+    state = MergeState()
+    first = change("dev-a", 1, {"kind": "vehicle", "name": "Unit 12", "status": "available"})
+    seen = change("dev-a", 2, {"status": "deployed"})
+    hidden = withheld_change("dev-b", 3, "status")
+    state.apply_all([first, seen, hidden])
+    return state.records[RECORD], seen, hidden
+
+
+def test_with_one_side_withheld_the_value_must_be_the_visible_sides() -> None:
+    record, seen, hidden = half_withheld()
+    assert [v.withheld for v in record.history["status"] if v.change_id in (seen.id, hidden.id)] == [False, True]
+    for conflict in (f"{RECORD}/status/{seen.id}/{hidden.id}", f"{RECORD}/status/{hidden.id}/{seen.id}"):
+        check_resolution(record, hub(9, {"status": "deployed"}, conflict))  # the visible side's value
+        refused(record, hub(9, {"status": "out_of_service"}, conflict), "neither side")
+
+
+def test_with_both_sides_withheld_there_is_nothing_to_compare() -> None:
+    state = MergeState()
+    first = change("dev-a", 1, {"kind": "vehicle", "name": "Unit 12", "status": "available"})
+    left, right = withheld_change("dev-a", 2, "status"), withheld_change("dev-b", 3, "status")
+    state.apply_all([first, left, right])
+    check_resolution(state.records[RECORD], hub(9, {"status": "anything"}, f"{RECORD}/status/{left.id}/{right.id}"))

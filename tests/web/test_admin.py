@@ -156,7 +156,11 @@ def test_add_an_agreement_errors_beside_the_fields_and_nothing_written(
         row = db.session.scalar(select(Agreement).where(Agreement.from_agency == "SHP", Agreement.to_agency == "CSO"))
         assert (row.collections, row.withhold, row.write) == (["resources"], ["notes"], ["status"])
     (entry,) = audited(web_app, "agreement.add")[-1:]
-    assert entry.actor == f"user:{ADMIN[0]}" and entry.object == "SHP->CSO"
+    assert entry.actor == f"user:{ADMIN[0]}" and entry.object == "SHP->CSO" and entry.outcome == "ok"
+    # the two refused forms are in the audit log too, with the reason the page gave
+    refused = [e for e in audited(web_app, "agreement.add") if e.outcome == "refused"]
+    assert [(e.actor, e.object) for e in refused] == [(f"user:{ADMIN[0]}", "SHP->CSO")] * 2
+    assert "badge_number" in refused[1].details["reason"]
     # from now on a laptop of CSO receives SHP's resources, with notes withheld (the agreement is not
     # retroactive: what CSO's cursor already passed stays unseen; see the report)
     okafor, chen = seeded.officers["okafor"], seeded.officers["chen"]

@@ -50,3 +50,26 @@ def test_an_edited_entry_turns_the_chain_status_red(page: Any, web_app: Flask) -
     assert "chain-bad" in chain.get_attribute("class")
     page.goto("/audit")  # and it stays red on later views (the failed check is what is reused)
     assert "chain broken" in page.locator("#chain").inner_text()
+
+
+def test_check_again_now_runs_at_most_once_a_minute(page: Any, web_app: Flask) -> None:
+    """Any logged-in account could otherwise keep the hub re-hashing a large log by reloading it."""
+    from datetime import timedelta
+
+    from backend.web import queries
+
+    login(page, STAFF, next_path="/audit?check=now")
+    assert "chain intact" in page.locator("#chain").inner_text()
+    with web_app.app_context():
+        entry = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "user.add"))
+        entry.object = "someone.else"
+        db.session.commit()
+    go(page.get_by_role("link", name="check again now"))
+    chain = page.locator("#chain").inner_text()
+    assert "chain intact" in chain, "a second forced check within the minute reuses the last result"
+    assert "at most once a minute: the last forced check ran" in chain
+    with web_app.app_context():
+        key = str(db.engine.url)
+    queries._last_forced[key] -= timedelta(seconds=queries.FORCED_CHECK_SECONDS + 1)  # a minute later
+    go(page.get_by_role("link", name="check again now"))
+    assert "chain broken" in page.locator("#chain").inner_text()

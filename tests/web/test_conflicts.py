@@ -143,6 +143,12 @@ def test_resolving_an_already_resolved_conflict_says_who_did_and_changes_nothing
         other.context.close()
     with web_app.app_context():
         assert len(db.session.scalars(select(LogEntry).where(LogEntry.device == HUB_DEVICE)).all()) == 1
+        tries = db.session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "conflict.resolve").order_by(AuditEntry.seq)
+        ).all()
+        # the refused second choice is audited too, with the reason its author was shown
+        assert [(e.actor, e.outcome) for e in tries] == [(f"user:{STAFF[0]}", "ok"), (f"user:{ADMIN[0]}", "refused")]
+        assert "already resolved by" in tries[1].details["reason"]
 
 
 def test_the_queue_needs_a_login(live: str, page: Any) -> None:

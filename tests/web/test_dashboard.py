@@ -50,6 +50,14 @@ def test_the_dashboard_works_on_a_tablet_width(page: Any, seeded: Seeded, shot) 
     assert page.get_by_role("link", name="Records", exact=True).is_visible()
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 820, "the page must not scroll sideways on a tablet (tables scroll inside their frame)"
+    # and no table is cut off inside its frame: secondary columns give way instead
+    cut = page.evaluate(
+        "[...document.querySelectorAll('.table-wrap')].filter(w => w.scrollWidth > w.clientWidth + 1).length"
+    )
+    assert cut == 0
+    headers = page.locator("#device-table thead th")
+    visible = [h.inner_text().rstrip("↕▲▼ ") for h in headers.all() if h.is_visible()]
+    assert visible == ["Agency", "Officer", "Status", "Last push", "Last pull"]
     shot(page, "dashboard-tablet")
 
 
