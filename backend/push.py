@@ -258,7 +258,7 @@ def _admit_record(work: Batch, change: Change) -> Result:
     except (Refused, ChangeRejected, ValidationError) as exc:
         return _refusal(change, exc)
     entry[1], entry[2] = outcome.record, True
-    _store_conflicts(change, outcome.conflicts)
+    store_conflicts(change, outcome.conflicts)
     work.log_rows.append(log.entry(work.head, change))
     work.used_ids.add(change.id)
     return Result(change.id, "accepted")
@@ -281,9 +281,9 @@ def _admit_reservation(work: Batch, change: Change) -> Result:
         if outcome.status == "duplicate":
             raise Refused(f"change id {change.id} was already used")
         stored = records.store(row, outcome.record)
-        _check_reservation(stored)
-        resource = _resource_owner(stored.resource_id)
-        _store_conflicts(change, outcome.conflicts)
+        check_reservation(stored)
+        resource = resource_owner(stored.resource_id)
+        store_conflicts(change, outcome.conflicts)
         log.append(work.head, change, resource_agency=resource.agency if resource is not None else None)
         db.session.flush()
         savepoint.commit()
@@ -294,7 +294,8 @@ def _admit_reservation(work: Batch, change: Change) -> Result:
     return Result(change.id, "accepted")
 
 
-def _store_conflicts(change: Change, conflicts: Any) -> None:
+def store_conflicts(change: Change, conflicts: Any) -> None:
+    """Queue newly found field conflicts for command staff (shared with backend.resolutions)."""
     for conflict in conflicts:
         if db.session.get(ConflictRow, conflict.id) is None:
             db.session.add(
@@ -331,7 +332,8 @@ def _authorize(work: Batch, change: Change, *, exists: bool) -> None:
         )
 
 
-def _resource_owner(resource_id: Any) -> Record | None:
+def resource_owner(resource_id: Any) -> Record | None:
+    """The booked resource's record (its agency decides the reservation), if the hub holds it."""
     return db.session.scalar(select(Record).where(Record.record_id == str(resource_id)))
 
 
@@ -339,7 +341,7 @@ def _authorize_reservation(writer: str, change: Change, row: Record | None) -> N
     owner = change.agency  # the asking agency
     current = row.values if row is not None else {}
     resource_id = change.values.get("resource_id", current.get("resource_id"))
-    resource = _resource_owner(resource_id) if resource_id else None
+    resource = resource_owner(resource_id) if resource_id else None
     if resource is None or resource.collection != "resources" or resource.deleted:
         raise Refused("the reserved resource does not exist", {"resource_id": ["No such resource."]})
     if not agreements.can_see(resource.agency, owner, "resources"):
@@ -381,7 +383,8 @@ def _validate(change: Change, state: Any) -> None:
             raise Refused("a new record needs all its required fields", exc.messages) from None
 
 
-def _check_reservation(row: Record) -> None:
+def check_reservation(row: Record) -> None:
+    """Refuse a reservation that ends before it starts; queue any double booking it makes."""
     values = row.values
     if values.get("starts_at") and values.get("ends_at") and values["ends_at"] <= values["starts_at"]:
         raise Refused("the reservation would end before it starts", {"ends_at": ["Must be after starts_at."]})

@@ -50,6 +50,7 @@ from .db import db
 from .errors import Conflict, HubError, NotFound, Unprocessable
 from .keystore import now
 from .models import ConflictRow, DoubleBookingRow, LogEntry, LogHead, Record
+from .push import Refused, check_reservation, resource_owner, store_conflicts
 
 SIDES = ("winner", "loser")
 
@@ -105,29 +106,13 @@ def _commit_change(head: LogHead, row: Record, state: RecordState, change: Chang
     stored = records.store(row, outcome.record)
     resource_agency = None
     if change.collection == "reservations":
-        from .push import Refused, _check_reservation, _resource_owner
-
         try:
-            _check_reservation(stored)
+            check_reservation(stored)
         except Refused as exc:
             raise Unprocessable(exc.reason, details=exc.details) from None
-        resource = _resource_owner(stored.resource_id)
+        resource = resource_owner(stored.resource_id)
         resource_agency = resource.agency if resource is not None else None
-    for found in outcome.conflicts:  # not expected (base is the current winner), but never lost
-        if db.session.get(ConflictRow, found.id) is None:
-            db.session.add(
-                ConflictRow(
-                    id=found.id,
-                    record_id=found.record_id,
-                    collection=found.collection,
-                    agency=change.agency,
-                    field=found.field,
-                    winner=found.winner._asdict(),
-                    loser=found.loser._asdict(),
-                    status="open",
-                    detected_at=now(),
-                )
-            )
+    store_conflicts(change, outcome.conflicts)  # not expected (base is the current winner), but never lost
     log.append(head, change, resource_agency=resource_agency)
     return stored
 
