@@ -26,6 +26,7 @@ from . import agent, edits, inputs, replica, state
 from .bundle import verify_bundle
 from .device import Device, enroll_into
 from .errors import ClientError, EditRefused
+from .huburl import check_hub_url
 from .transport import HubClient
 
 COLLECTION_OF = {"resource": "resources", "contact": "contacts", "reservation": "reservations"}
@@ -107,6 +108,7 @@ def enroll(ctx: click.Context, hub: str, token: str) -> None:
     home = ctx.obj["home"]
     if replica.exists(home):
         raise click.ClickException(f"this laptop is already enrolled (replica in {home})")
+    hub = check_hub_url(hub)
     secret = passphrase(confirm=True)
     key = SigningKey.generate()
     created = not Path(home).exists()

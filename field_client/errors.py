@@ -10,6 +10,7 @@
     │   ├── NotEnrolled / AlreadyEnrolled
     │   └── ReplicaDamaged   corrupt file, or a replica older than one already seen
     ├── HubUntrusted     the hub showed a rolled-back or forked history: stop, alert
+    ├── BadHubAddress    not https, or plain http to another machine (field_client.huburl)
     ├── RecordNotFound
     └── EditRefused      a local edit that fails validation (``messages``: field -> errors)
 
@@ -28,6 +29,10 @@ class ClientError(Exception):
 
 class HubUnavailable(ClientError):
     retryable = True
+
+
+class BadHubAddress(ClientError):
+    """The hub address given at enrollment cannot be used (see :mod:`field_client.huburl`)."""
 
 
 class HubRefused(ClientError):
