@@ -507,6 +507,32 @@ def test_an_oversize_push_is_refused_and_audited(app: Flask, hub: Hub, live: str
     assert_chain_intact(hub.app)
 
 
+def test_attacker_chosen_text_of_any_length_is_refused_and_audited_not_a_server_error(hub: Hub, live: str) -> None:
+    """A huge device header, path or change id lands in audit columns of fixed size (PostgreSQL
+    refuses an over-long value): the refusal must still be answered and recorded."""
+    lee, _, _ = partners(hub, live)
+    before = witness(hub.app)
+    long_device = "d" * 5000
+    headers = signed_headers(lee, "POST", PUSH, b"{}") | {"X-Fieldsync-Device": long_device}
+    assert error_body(raw(live, "POST", PUSH, data=b"{}", headers=headers), 401)["message"] == "unknown device"
+    long_path = f"/api/v1/records/{'r' * 3000}/provenance"
+    assert error_body(raw(live, "GET", long_path), 401)["message"] == "request is not signed by a device"
+    forged = sign_as(lee)
+    forged["id"] = "c" * 5000  # no longer what was signed
+    forged["record_id"] = "x" * 5000
+    (result,) = push(live, lee, forged)
+    assert (result["status"], result["reason"]) == ("rejected", "signature does not match the signed content")
+    unchanged_but_audit(before, witness(hub.app))
+    entries = new_audit(hub.app, before)
+    assert [(e.action, e.actor, e.object) for e in entries] == [
+        ("request.refused", "device:" + "d" * 192 + "…", f"POST {PUSH}"),
+        ("request.refused", "device:unknown", f"GET {long_path}"[:299] + "…"),
+        ("change.rejected", f"device:{lee.device_id}", "c" * 299 + "…"),
+    ]
+    assert entries[2].details["record"] == "x" * 100 and entries[2].details["reason"] == result["reason"]
+    assert_chain_intact(hub.app)
+
+
 # -- 9. the audit log itself ---------------------------------------------------------------------
 
 
