@@ -146,6 +146,31 @@ def test_a_forged_change_is_refused_and_audited(hub: Hub, live: str) -> None:
     assert accepted(push(live, lee, lee.change("resources", {"status": "deployed"}, record_id=car["record_id"])))
 
 
+def test_a_laptop_cannot_pass_its_change_off_as_a_hub_resolution(hub: Hub, live: str) -> None:
+    """Staff decisions are hub-signed changes naming who chose: a laptop may not forge one, under
+    its own device id or the hub's."""
+    lee, _, _ = partners(hub, live)
+    car = lee.create()
+    assert accepted(push(live, lee, car))
+    before = witness(hub.app)
+    claim = {"kind": "conflict", "resolves": f"{car['record_id']}/status/x/y", "by": "Lt. Dana Cruz"}
+    as_resolution = sign_change(
+        {**sign_as(lee, values={"status": "deployed"}, record_id=car["record_id"]), "resolution": claim}, lee.key
+    )
+    as_hub = sign_change(
+        {**sign_as(lee, values={"status": "deployed"}, record_id=car["record_id"]), "device": "hub"}, lee.key
+    )
+    results = push(live, lee, as_resolution, as_hub)
+    assert [(r["status"], r["reason"]) for r in results] == [
+        ("rejected", "only the hub signs resolutions"),
+        ("rejected", "a device may push only its own changes"),
+    ]
+    unchanged_but_audit(before, witness(hub.app))
+    entries = refused_changes(hub.app, before, lee, [as_resolution, as_hub])
+    assert [e.details["reason"] for e in entries] == [r["reason"] for r in results]
+    assert_chain_intact(hub.app)
+
+
 # -- 2. changes re-signed by another agency's device -----------------------------------------
 
 
