@@ -36,6 +36,11 @@ from backend.models import (
     LogHead,
     Record,
 )
+from tests.backend.helpers import Hub, Officer, raw
+
+PUSH = "/api/v1/sync/push"
+SECRET_NOTE = "safe combination: 4-8-15-16 — código ✓"
+SECRET_PHONE = "+1 (555) 0199-4242"
 
 
 @dataclass(frozen=True)
@@ -125,3 +130,70 @@ def forms_of(secret: str) -> list[bytes]:
 def leaks(payload: bytes, secret: str) -> list[bytes]:
     """The forms of ``secret`` found in ``payload`` (empty: it does not appear)."""
     return [form for form in forms_of(secret) if form in payload]
+
+
+# -- the scene and the checks every attack test shares ---------------------------------------
+
+
+def partners(hub: Hub, live: str, **agreement: Any) -> tuple[Officer, Officer, Officer]:
+    """SPD shares its resources with CSO (read-only unless ``agreement`` says otherwise); FBI gets
+    nothing. One officer each: Sgt. Lee (SPD), Dep. Kim (CSO), Agent Ray (FBI)."""
+    for code in ("SPD", "CSO", "FBI"):
+        hub.agency(code)
+    hub.agreement("SPD", "CSO", ["resources"], **agreement)
+    return (
+        Officer(live, hub.token("SPD", "Sgt. Lee")),
+        Officer(live, hub.token("CSO", "Dep. Kim")),
+        Officer(live, hub.token("FBI", "Agent Ray")),
+    )
+
+
+def accepted(results: list[dict[str, Any]]) -> bool:
+    return all(r["status"] == "accepted" for r in results)
+
+
+def push(live: str, officer: Officer, *wires: dict[str, Any]) -> list[dict[str, Any]]:
+    """One signed push of ``wires`` by ``officer``'s laptop; its per-change verdicts."""
+    response = raw(live, "POST", PUSH, {"changes": list(wires)}, officer=officer)
+    assert response.status_code == 200, response.text[:500]
+    return response.json()["results"]  # type: ignore[no-any-return]
+
+
+def refused_changes(app: Flask, before: State, officer: Officer, wires: list[dict[str, Any]]) -> list[AuditEntry]:
+    """(c): one ``change.rejected`` entry per wire, naming the pushing device, its agency and the change."""
+    entries = new_audit(app, before)
+    assert [(e.action, e.outcome) for e in entries] == [("change.rejected", "rejected")] * len(wires), entries
+    assert [e.object for e in entries] == [w["id"] for w in wires]
+    for entry, wire in zip(entries, wires, strict=True):
+        assert (entry.actor, entry.agency) == (f"device:{officer.device_id}", officer.agency)
+        assert entry.details["record"] == wire["record_id"] and entry.details["collection"] == wire["collection"]
+        assert entry.details["reason"]
+    return entries
+
+
+def refused_requests(app: Flask, before: State, officer: Officer, objects: list[str]) -> list[AuditEntry]:
+    """(c): one ``request.refused`` entry per refused request, naming the device, agency and request."""
+    entries = new_audit(app, before)
+    assert [(e.action, e.outcome) for e in entries] == [("request.refused", "refused")] * len(objects), entries
+    assert [e.object for e in entries] == objects
+    assert all((e.actor, e.agency) == (f"device:{officer.device_id}", officer.agency) for e in entries)
+    return entries
+
+
+def only_feed_moved(before: State, after: State, moved: dict[str, int]) -> None:
+    """(b) for authentic changes refused by an agreement: each attacker's feed moved past its
+    refused links (``moved``: device -> how many), everything else is as it was."""
+    for device, count in moved.items():
+        seq = before.feeds[device][0]
+        assert after.feeds[device][0] == seq + count
+        added = sorted(set(after.links) - set(before.links))
+        assert [link for link in added if link[0] == device] == [
+            (device, s, "rejected") for s in range(seq + 1, seq + count + 1)
+        ]
+    kept = {d: f for d, f in after.feeds.items() if d not in moved}
+    assert kept == {d: f for d, f in before.feeds.items() if d not in moved}
+    assert [link for link in after.links if link[0] not in moved] == [
+        link for link in before.links if link[0] not in moved
+    ]
+    for name in ("records", "log", "log_head", "held", "equivocations", "conflicts", "tokens"):
+        assert getattr(after, name) == getattr(before, name), f"the attack changed {name}"
