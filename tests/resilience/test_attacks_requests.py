@@ -117,21 +117,30 @@ def test_a_revoked_laptop_can_neither_push_nor_pull(hub: Hub, live: str) -> None
 # -- oversize requests ----------------------------------------------------------------------------
 
 
-def test_an_oversize_push_is_refused_and_audited(app: Flask, hub: Hub, live: str) -> None:
+def test_an_oversize_or_malformed_push_is_refused_and_audited(app: Flask, hub: Hub, live: str) -> None:
     lee, _, _ = partners(hub, live)
     app.config["MAX_CONTENT_LENGTH"] = 4000
     app.config["MAX_BATCH"] = 3
     before = witness(hub.app)
     big = json.dumps({"changes": [lee.create(values={**RESOURCE, "notes": "n" * 5000})]}).encode()
     answer = error_body(raw(live, "POST", PUSH, data=big, headers=signed_headers(lee, "POST", PUSH, big)), 413)
-    assert answer["error"] == "payload_too_large"
+    assert (answer["error"], answer["message"]) == ("payload_too_large", "the request body is over 4000 bytes")
     many = [sign_as(lee, seq=i) for i in range(1, 5)]
     answer = error_body(raw(live, "POST", PUSH, {"changes": many}, officer=lee), 413)
     assert answer["message"] == "a push carries at most 3 changes"
+    broken = b'{"changes": [{"id": '
+    answer = error_body(raw(live, "POST", PUSH, data=broken, headers=signed_headers(lee, "POST", PUSH, broken)), 400)
+    assert answer["message"] == "the request body is not valid JSON"
+    answer = error_body(raw(live, "POST", PUSH, {"changes": "all of them", "agency": "SPD"}, officer=lee), 422)
+    assert set(answer["details"]) == {"changes", "agency"}
     unchanged_but_audit(before, witness(hub.app))
-    entries = refused_requests(hub.app, before, lee, [f"POST {PUSH}"] * 2)
-    assert entries[0].details["reason"] == "the request body is over 4000 bytes"
-    assert entries[1].details["reason"] == "a push carries at most 3 changes"
+    entries = refused_requests(hub.app, before, lee, [f"POST {PUSH}"] * 4)
+    assert [e.details["reason"] for e in entries] == [
+        "the request body is over 4000 bytes",
+        "a push carries at most 3 changes",
+        "the request body is not valid JSON",
+        "the request does not match its schema",
+    ]
     assert_chain_intact(hub.app)
 
 
