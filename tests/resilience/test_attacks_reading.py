@@ -47,6 +47,18 @@ def test_what_no_agreement_shares_appears_nowhere_in_what_the_partner_receives(h
     edit = lee.change("resources", {"notes": SECRET_NOTE + " (changed)"}, record_id=car["record_id"])
     fillers = [lee.create(values={**RESOURCE, "name": f"Unit {i}"}) for i in range(12)]  # so answers exceed 1 KiB
     assert accepted(push(live, lee, car, contact, edit, *fillers))
+    purpose = "surveillance of 14 Elm St (confidential)"  # CSO's booking of SPD's car: SPD and CSO see it, FBI not
+    booking = kim.create(
+        "reservations",
+        {
+            "resource_id": car["record_id"],
+            "starts_at": "2030-01-01T08:00:00Z",
+            "ends_at": "2030-01-01T10:00:00Z",
+            "purpose": purpose,
+            "state": "requested",
+        },
+    )
+    assert accepted(push(live, kim, booking))
     secrets = [
         SECRET_NOTE,
         SECRET_PHONE,
@@ -58,7 +70,7 @@ def test_what_no_agreement_shares_appears_nowhere_in_what_the_partner_receives(h
     ]
     # SPD's own laptop gets them all: the search below can find them
     _, own = _fetch(live, lee, "/api/v1/sync/pull?cursor=0", gzipped=True)
-    assert all(leaks(own, s) for s in secrets)
+    assert all(leaks(own, s) for s in [*secrets, purpose])
     assert leaks(json.dumps({"n": SECRET_NOTE}).encode(), SECRET_NOTE)  # and in JSON's \\u-escaped form
     assert leaks(base64.b64encode(b"xx" + SECRET_PHONE.encode()), SECRET_PHONE)  # and in base64, at an offset
     before = witness(hub.app)
@@ -76,6 +88,7 @@ def test_what_no_agreement_shares_appears_nowhere_in_what_the_partner_receives(h
     refusals = [
         (kim, contact["record_id"], "not shared with CSO"),
         (ray, car["record_id"], "not shared with FBI"),
+        (ray, booking["record_id"], "not shared with FBI"),
         (kim, str(uuid.uuid4()), "no such record"),
     ]
     for reader, record_id, _ in refusals:
@@ -91,8 +104,10 @@ def test_what_no_agreement_shares_appears_nowhere_in_what_the_partner_receives(h
         # a 404 repeats the id the reader asked for, and nothing more
         for secret in secrets if "404" not in where else secrets[:3] + secrets[5:]:
             assert not leaks(body, secret), (where, secret, leaks(body, secret))
+        if where.startswith("FBI"):
+            assert not leaks(body, purpose), where
     # CSO does get the shared fields, and the withheld one as a digest it can still verify
-    assert [c.id for c in kim.pull()] == [car["id"], edit["id"]] + [f["id"] for f in fillers]
+    assert [c.id for c in kim.pull()] == [car["id"], edit["id"]] + [f["id"] for f in fillers] + [booking["id"]]
     assert kim.state.view()[car["record_id"]]["name"] == "Unit 12"
     assert set(kim.state.records[car["record_id"]].withheld()) == {"notes"}
     # nothing was written; each refused bundle is audited with its reader and the real reason
