@@ -9,7 +9,8 @@ Rules this module owns:
   used (nonces are kept for twice the skew window, then purged).
 - Refused with 403: a revoked or quarantined device, at once.
 - Refused with 413: a body over ``MAX_CONTENT_LENGTH`` from a known device
-  (it cannot be verified without reading it; the claimed device is named).
+  (it cannot be verified without reading it; the claimed device is named),
+  and a gzip body the WSGI layer refused (:func:`refuse_unread_body`).
 - Each refusal is in the audit log (committed on its own, since the request
   itself does nothing), and so is the refusal of a signed push whose body the
   hub then refuses (:func:`refuse`).
@@ -17,7 +18,9 @@ Rules this module owns:
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app, request
 from sqlalchemy import delete
@@ -31,6 +34,8 @@ from ..db import db
 from ..errors import Forbidden, HubError, PayloadTooLarge, Unauthorized
 from ..keystore import now
 from ..models import Device, Nonce
+
+logger = logging.getLogger("fieldsync.hub")
 
 
 def signed_path() -> str:
@@ -101,3 +106,24 @@ def authenticate() -> Device:
     dev.last_seen_at = moment
     db.session.commit()
     return dev
+
+
+def refuse_unread_body(environ: dict[str, Any], message: str) -> None:
+    """Audit a body the WSGI layer refused before the hub read the request (gzip that does not
+    inflate, or inflates past the limit): the device it names is unverified, as for an unknown
+    device. A failure to audit is logged, never turned into another error for the sender."""
+    device_id = environ.get("HTTP_X_FIELDSYNC_DEVICE") or None
+    try:
+        dev = db.session.get(Device, device_id[:64]) if device_id else None
+        audit.record(
+            "request.refused",
+            actor=f"device:{device_id or 'unknown'}",
+            agency=dev.agency if dev is not None else None,
+            object=f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}",
+            outcome="refused",
+            details={"reason": message},
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        logger.exception("could not audit a refused request body")

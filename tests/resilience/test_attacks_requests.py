@@ -5,6 +5,7 @@ with attacker-chosen text of any length. Each: refusal, nothing written, audited
 # ruff: noqa: F811 - the hub fixtures of tests/backend/conftest.py are imported, then named as arguments
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -141,6 +142,23 @@ def test_an_oversize_or_malformed_push_is_refused_and_audited(app: Flask, hub: H
         "the request body is not valid JSON",
         "the request does not match its schema",
     ]
+    assert_chain_intact(hub.app)
+
+
+def test_a_gzip_bomb_or_broken_gzip_is_refused_before_the_hub_reads_it_and_audited(hub: Hub, live: str) -> None:
+    lee, _, _ = partners(hub, live)
+    before = witness(hub.app)
+    inflated = b"0" * (int(hub.app.config["MAX_CONTENT_LENGTH"]) + 1)
+    bomb = gzip.compress(inflated)  # a few KiB on the wire, over the limit once inflated
+    headers = signed_headers(lee, "POST", PUSH, inflated) | {"Content-Encoding": "gzip"}
+    answer = error_body(raw(live, "POST", PUSH, data=bomb, headers=headers), 413)
+    assert answer["message"] == "body too large once inflated"
+    headers = signed_headers(lee, "POST", PUSH, b"{}") | {"Content-Encoding": "gzip"}
+    answer = error_body(raw(live, "POST", PUSH, data=b"\x1f\x8b not gzip at all", headers=headers), 400)
+    assert answer["message"] == "body is not valid gzip"
+    unchanged_but_audit(before, witness(hub.app))
+    entries = refused_requests(hub.app, before, lee, [f"POST {PUSH}"] * 2)
+    assert [e.details["reason"] for e in entries] == ["body too large once inflated", "body is not valid gzip"]
     assert_chain_intact(hub.app)
 
 
