@@ -159,13 +159,12 @@ def test_a_change_claiming_another_agency_in_its_header_is_refused(hub: Hub, liv
 def test_a_change_replayed_under_another_record_id_is_refused(hub: Hub, live: str) -> None:
     lee, kim, _ = partners(hub, live, write=["status"])
     car = lee.create()
-    deploy = lee.change("resources", {"status": "deployed"}, record_id=car["record_id"])
-    assert accepted(push(live, lee, car))
     truck = lee.create(values={**RESOURCE, "name": "Truck 3"})
-    lee.seq, lee.prev = 1, car and lee.prev  # (deploy and truck were signed, not sent)
+    deploy = lee.change("resources", {"status": "deployed"}, record_id=car["record_id"])
+    assert accepted(push(live, lee, car, truck, deploy))
     before = witness(hub.app)
-    moved = {**deploy, "record_id": truck["record_id"]}  # the same change, aimed at another record
-    renamed = {**moved, "id": str(uuid.uuid4())}  # ... with a fresh change id too
+    moved = {**deploy, "record_id": truck["record_id"]}  # the accepted change, aimed at the other record
+    renamed = {**moved, "id": str(uuid.uuid4()), "seq": lee.seq + 1, "prev": lee.prev}  # ... as a new next link
     results = push(live, lee, moved, renamed)
     assert [(r["status"], r["reason"]) for r in results] == [
         ("rejected", "signature does not match the signed content")
@@ -181,12 +180,14 @@ def test_a_change_replayed_under_another_record_id_is_refused(hub: Hub, live: st
         ("change.rejected", f"device:{kim.device_id}", moved["id"], truck["record_id"]),
     ]
     assert [e.details["reason"] for e in entries] == [r["reason"] for r in results] + [by_kim["reason"]]
-    # the accepted change sent again is only a duplicate: nothing new, nothing audited
-    (dup,) = push(live, lee, car)
+    # the accepted change sent again as it was is only a duplicate: nothing new, nothing audited
+    (dup,) = push(live, lee, deploy)
     assert dup["status"] == "duplicate"
     unchanged_but_audit(before, witness(hub.app))
     assert len(new_audit(hub.app, before)) == 3
     assert_chain_intact(hub.app)
+    held = witness(hub.app).records
+    assert (held[truck["record_id"]][2]["status"], held[car["record_id"]][2]["status"]) == ("available", "deployed")
 
 
 # -- 6. writes no agreement grants ----------------------------------------------------------------
