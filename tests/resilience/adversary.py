@@ -118,12 +118,10 @@ def forms_of(secret: str) -> list[bytes]:
     forms = list(texts)
     for text in texts:
         for shift in range(3):
-            chunk = text[shift:] if shift else text
             for encode in (base64.b64encode, base64.urlsafe_b64encode):
-                encoded = encode(chunk)
-                # drop the last 4 characters, which depend on what follows the value
-                core = encoded.rstrip(b"=")[:-4] if shift else encoded
-                forms.extend({encoded, encoded.rstrip(b"="), core})
+                encoded = encode(text[shift:])
+                # inside a longer text the last 4 characters depend on what follows the value
+                forms.extend({encoded, encoded.rstrip(b"="), encoded.rstrip(b"=")[:-4]})
     return [f for f in forms if len(f) >= 8]
 
 
