@@ -126,4 +126,8 @@ def test_a_tampered_audit_log_is_named_and_raises_an_alarm(app: Flask, hub: Hub,
     second = sign_as(lee)
     second["signature"] = "A" * 86
     assert push(live, lee, second)[0]["status"] == "rejected"
+    with app.app_context():
+        last = db.session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
+        assert last is not None and (last.action, last.object) == ("change.rejected", second["id"])
+        db.session.remove()
     assert _problems(app) == after
