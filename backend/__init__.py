@@ -49,7 +49,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)  # sessions, login, CSRF (the API is exempt), security headers
     web.init_app(app)  # command staff's pages and the HTML error pages
     app.register_blueprint(admin_bp)  # hub administrators' pages, /admin
-    app.wsgi_app = Gzip(app.wsgi_app, int(app.config["MAX_CONTENT_LENGTH"]))  # type: ignore[method-assign]
+    from .api.auth import refuse_unread_body
+
+    def on_refused(environ: dict[str, Any], message: str) -> None:
+        with app.app_context():
+            refuse_unread_body(environ, message)
+
+    app.wsgi_app = Gzip(app.wsgi_app, int(app.config["MAX_CONTENT_LENGTH"]), on_refused)  # type: ignore[method-assign]
 
     @app.get("/healthz")
     def healthz() -> Any:

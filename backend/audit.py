@@ -13,6 +13,12 @@ Rules this module owns:
   same transaction as the action it records.
 - :func:`verify` recomputes the chain and names the first entry that was
   edited, removed or inserted.
+- Appending to a broken chain still works and stays a sound link: the new
+  entry takes the next seq after both the head and the highest stored entry
+  (an entry inserted behind the head's back cannot block the log, so the
+  alarm about it can be written) and links to the head the hub wrote last, so
+  the intruder stays named. Text an attacker chooses (actor, object) is cut
+  to its column, so recording a refusal never fails.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crypto import b64e, get_provider, signing_bytes
 
@@ -56,6 +62,17 @@ def _lock_head() -> AuditHead:
     return head
 
 
+ACTOR_LENGTH, AGENCY_LENGTH, OBJECT_LENGTH = 200, 32, 300  # the columns' sizes (backend/models.py)
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    """Attacker-chosen text (a device header, a path, a change id) cut to its column: a refusal
+    must be recorded, not turned into a database error."""
+    if value is None or len(value) <= length:
+        return value
+    return value[: length - 1] + "…"
+
+
 def record(
     action: str,
     *,
@@ -67,13 +84,16 @@ def record(
 ) -> AuditEntry:
     """Append one entry in the current transaction (the caller commits)."""
     head = _lock_head()
+    # an entry slipped in behind the head's back holds seq size+1: never collide with it (the
+    # new entry still links to the head, so verify keeps naming the intruder)
+    top = db.session.scalar(select(func.max(AuditEntry.seq))) or 0
     entry = AuditEntry(
-        seq=head.size + 1,
+        seq=max(head.size, top) + 1,
         at=now().strftime("%Y-%m-%dT%H:%M:%SZ"),
-        actor=actor,
-        agency=agency,
+        actor=_clip(actor, ACTOR_LENGTH),
+        agency=_clip(agency, AGENCY_LENGTH),
         action=action,
-        object=object,
+        object=_clip(object, OBJECT_LENGTH),
         outcome=outcome,
         details=details or {},
         prev=head.head,
@@ -118,7 +138,17 @@ def verify() -> AuditReport:
             problems.append(f"entries {expected}..{entry.seq - 1} are missing (deleted)")
             expected = entry.seq
         if entry.prev != prev:
-            problems.append(f"entry {entry.seq} does not follow the entry before it (an entry was removed or inserted)")
+            linked = (
+                db.session.scalar(select(AuditEntry.seq).where(AuditEntry.hash == entry.prev)) if entry.prev else None
+            )
+            if linked is not None and linked < entry.seq - 1:
+                problems.append(
+                    f"entries {linked + 1}..{entry.seq - 1} were inserted: entry {entry.seq} links to entry {linked}"
+                )
+            else:
+                problems.append(
+                    f"entry {entry.seq} does not follow the entry before it (an entry was removed or inserted)"
+                )
         if _hash(_body(entry)) != entry.hash:
             problems.append(f"entry {entry.seq} was altered: its content no longer matches its hash")
         prev = entry.hash

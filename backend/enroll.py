@@ -22,7 +22,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from sqlalchemy import select
 
 from crypto import VerifyKey, b64e, get_provider
@@ -61,11 +61,19 @@ def issue_token(agency: str, officer: str, *, actor: str = "admin", ttl: int | N
     return token
 
 
-def refuse(error: HubError, agency: str | None = None) -> HubError:
-    """Audit a refused enrollment on its own (the refused request changes nothing else)."""
+def refuse(error: HubError, agency: str | None = None, officer: str | None = None) -> HubError:
+    """Audit a refused enrollment on its own (the refused request changes nothing else): for a
+    token the hub issued, its agency and officer (the ``token.issued`` entry's object); always the
+    address the attempt came from."""
     db.session.rollback()
+    sender = request.remote_addr if has_request_context() else None
     audit.record(
-        "device.enroll", actor="anonymous", agency=agency, outcome="refused", details={"reason": error.message}
+        "device.enroll",
+        actor="anonymous",
+        agency=agency,
+        object=officer,
+        outcome="refused",
+        details={"reason": error.message, "from": sender},
     )
     db.session.commit()
     return error
@@ -86,11 +94,11 @@ def enroll(token: Any, public_key: Any) -> dict[str, Any]:
     if row is None:
         raise refuse(Unauthorized("unknown enrollment token"))
     if row.used_at is not None:
-        raise refuse(Conflict("this enrollment token was already used"), row.agency)
+        raise refuse(Conflict("this enrollment token was already used"), row.agency, row.officer)
     if as_utc(row.expires_at) < now():
-        raise refuse(Forbidden("this enrollment token has expired; ask for a new one"), row.agency)
+        raise refuse(Forbidden("this enrollment token has expired; ask for a new one"), row.agency, row.officer)
     if db.session.scalar(select(Device).where(Device.public_key == device_key.to_text())):
-        raise refuse(Conflict("this device key is already enrolled"), row.agency)
+        raise refuse(Conflict("this device key is already enrolled"), row.agency, row.officer)
     device_id = str(uuid.uuid4())
     certificate = keystore.certify_device(row.agency, device_id=device_id, device_key=device_key, officer=row.officer)
     at = now()

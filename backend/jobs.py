@@ -58,12 +58,14 @@ class Job:
 
 
 def verify_audit_chain(moment: datetime) -> dict[str, Any]:
-    """Walk the audit chain; a break is an alert in the hub's log and an audit entry of its own."""
+    """Walk the audit chain; a break is an alert in the hub's log, an ``audit.broken`` entry of its
+    own (at every run while the chain stays broken) and this job's outcome (``fieldsync-hub jobs list``).
+    The audit page and ``fieldsync-hub audit verify`` (exit 1) show the same break to an administrator."""
     report = audit.verify()
     if not report.ok:
         logger.error("ALERT: the audit log chain is broken: %s", "; ".join(report.problems[:3]))
         audit.record(
-            "audit.verify",
+            "audit.broken",
             actor="hub:scheduler",
             outcome="broken",
             details={"entries": report.size, "problems": report.problems[:20]},

@@ -12,19 +12,24 @@ from sqlalchemy import select
 
 from crypto import withhold
 
-from . import agreements, keystore, log
+from . import agreements, audit, keystore, log
 from .db import db
 from .errors import NotFound
 from .models import Device, LogEntry, Record
 
 
-def bundle(record_id: str, *, reader: str | None) -> dict[str, Any]:
-    """``reader`` None means the hub's own staff, who see everything."""
+def bundle(record_id: str, *, reader: str | None, actor: str | None = None) -> dict[str, Any]:
+    """``reader`` None means the hub's own staff, who see everything. A refusal is audited as
+    ``provenance.read`` for ``actor`` with its real reason; the reader gets the same 404 whether
+    the record does not exist or is not shared with it."""
     row = db.session.get(Record, record_id)
     decides = reader is not None and row is not None and _owns_booked_resource(row, reader)
     if row is None or (
         reader is not None and not decides and not agreements.can_see(row.agency, reader, row.collection)
     ):
+        if actor is not None:
+            reason = "no such record" if row is None else f"not shared with {reader}"
+            audit.refused("provenance.read", actor=actor, agency=reader, object=record_id, reason=reason)
         raise NotFound(f"no record {record_id}")
     hidden = agreements.withheld_from(row.agency, reader) if reader is not None and not decides else frozenset()
     entries = list(db.session.scalars(select(LogEntry).where(LogEntry.record_id == record_id).order_by(LogEntry.seq)))

@@ -19,7 +19,9 @@ Rules this module owns:
   savepoint so a refused change never half-applies.
 - An authentic link advances the device's feed whether it was accepted or
   refused: a refused write does not break the device's chain.
-- Every rejection is written to the audit log in the same transaction.
+- Every rejection is written to the audit log in the same transaction, naming
+  the pushing device and its agency, the change, the record, collection and
+  owner it claims, and the reason.
 
 Speed (bench/bench_hub.py): a batch is one unit of work (backend/pushbatch.py). After
 the head lock is taken - which serializes pushes, so what is read then stays
@@ -125,22 +127,28 @@ def push(device: Device, batch: Any) -> list[dict[str, Any]]:
         work.finish()
     if dev is not None:
         dev.last_push_at = dev.last_seen_at = now()
-    for result in results:
+    for wire, result in zip(batch, results, strict=True):
         assert result is not None
         if result.status == "rejected":
-            _audit_rejection(device, result)
+            _audit_rejection(device, result, wire)
     db.session.commit()
     return [r.to_json() for r in results if r is not None]
 
 
-def _audit_rejection(device: Device, result: Result) -> None:
+def _audit_rejection(device: Device, result: Result, wire: Any) -> None:
+    """Who (the pushing device and its agency), which change, what it aimed at, and why."""
+    aimed = {}
+    if isinstance(wire, dict):  # what the change claims, clipped: a forged one may say anything
+        for key, name in (("record_id", "record"), ("collection", "collection"), ("agency", "owner")):
+            if isinstance(wire.get(key), str):
+                aimed[name] = wire[key][:100]
     audit.record(
         "change.rejected",
         actor=f"device:{device.id}",
         agency=device.agency,
         object=str(result.id),
         outcome="rejected",
-        details={"reason": result.reason, **({"fields": result.details} if result.details else {})},
+        details={"reason": result.reason, **aimed, **({"fields": result.details} if result.details else {})},
     )
 
 
@@ -202,7 +210,7 @@ def _release_held(work: Batch) -> None:
             change = work.verifier.verify(held.wire, dev.certificate)
         except ProvenanceError as exc:
             _audit_rejection(
-                dev, Result(held.wire.get("id"), "rejected", f"held change no longer verifies: {exc.reason}")
+                dev, Result(held.wire.get("id"), "rejected", f"held change no longer verifies: {exc.reason}"), held.wire
             )
             continue
         if change.prev != dev.feed_hash:
@@ -211,7 +219,7 @@ def _release_held(work: Batch) -> None:
             return
         result = _admit(work, change)
         if result.status == "rejected":  # its pusher was told "held": the audit log is where it shows
-            _audit_rejection(dev, result)
+            _audit_rejection(dev, result, held.wire)
 
 
 def _admit(work: Batch, change: Change) -> Result:

@@ -12,9 +12,9 @@ from marshmallow import ValidationError as MarshmallowError
 from .. import enroll as enrollment
 from .. import keystore, provenance, pull, push
 from ..db import db
-from ..errors import BadRequest, Unprocessable
+from ..errors import BadRequest, HubError, Unprocessable
 from . import schemas
-from .auth import authenticate
+from .auth import authenticate, refuse
 from .spec import build_spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -45,8 +45,12 @@ def enroll() -> Any:
 @bp.post("/sync/push")
 def sync_push() -> Any:
     device = authenticate()
-    body = _body(schemas.PushRequest())
-    return jsonify({"results": push.push(device, body["changes"])})
+    try:
+        body = _body(schemas.PushRequest())
+        results = push.push(device, body["changes"])
+    except HubError as exc:  # malformed, or over the batch limit: refused, and audited
+        raise refuse(exc, device) from None
+    return jsonify({"results": results})
 
 
 @bp.get("/sync/pull")
@@ -71,7 +75,7 @@ def registry() -> Any:
 @bp.get("/records/<record_id>/provenance")
 def record_provenance(record_id: str) -> Any:
     device = authenticate()
-    return jsonify(provenance.bundle(record_id, reader=device.agency))
+    return jsonify(provenance.bundle(record_id, reader=device.agency, actor=f"device:{device.id}"))
 
 
 @bp.get("/openapi.json")

@@ -8,30 +8,45 @@ Rules this module owns:
   ``REQUEST_MAX_SKEW`` seconds from the hub's, a nonce this device already
   used (nonces are kept for twice the skew window, then purged).
 - Refused with 403: a revoked or quarantined device, at once.
+- Refused with 413: a body over ``MAX_CONTENT_LENGTH`` from a known device
+  (it cannot be verified without reading it; the claimed device is named),
+  and a gzip body the WSGI layer refused (:func:`refuse_unread_body`).
 - Each refusal is in the audit log (committed on its own, since the request
-  itself does nothing).
+  itself does nothing), and so is the refusal of a signed push whose body the
+  hub then refuses (:func:`refuse`).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app, request
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from crypto import VerificationError, VerifyKey, verify_request
 
 from .. import audit
 from ..db import db
-from ..errors import Forbidden, HubError, Unauthorized
+from ..errors import Forbidden, HubError, PayloadTooLarge, Unauthorized
 from ..keystore import now
 from ..models import Device, Nonce
+
+logger = logging.getLogger("fieldsync.hub")
 
 
 def signed_path() -> str:
     query = request.query_string.decode("latin-1")
     return request.path + (f"?{query}" if query else "")
+
+
+def refuse(error: HubError, dev: Device) -> HubError:
+    """Audit the refusal of an authenticated device's request (a push body over the batch limit,
+    one that does not match its schema): the request was signed, so its device is named."""
+    return _refuse(error, dev.id, dev.agency)
 
 
 def _refuse(error: HubError, device_id: str | None, agency: str | None = None) -> HubError:
@@ -56,11 +71,16 @@ def authenticate() -> Device:
     if dev is None:
         raise _refuse(Unauthorized("unknown device"), device_id)
     try:
+        body = request.get_data()
+    except RequestEntityTooLarge:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        raise _refuse(PayloadTooLarge(f"the request body is over {limit} bytes"), device_id, dev.agency) from None
+    try:
         signed = verify_request(
             request.headers,
             method=request.method,
             path=signed_path(),
-            body=request.get_data(),
+            body=body,
             key=VerifyKey.from_text(dev.public_key),
         )
     except VerificationError as exc:
@@ -86,3 +106,24 @@ def authenticate() -> Device:
     dev.last_seen_at = moment
     db.session.commit()
     return dev
+
+
+def refuse_unread_body(environ: dict[str, Any], message: str) -> None:
+    """Audit a body the WSGI layer refused before the hub read the request (gzip that does not
+    inflate, or inflates past the limit): the device it names is unverified, as for an unknown
+    device. A failure to audit is logged, never turned into another error for the sender."""
+    device_id = environ.get("HTTP_X_FIELDSYNC_DEVICE") or None
+    try:
+        dev = db.session.get(Device, device_id[:64]) if device_id else None
+        audit.record(
+            "request.refused",
+            actor=f"device:{device_id or 'unknown'}",
+            agency=dev.agency if dev is not None else None,
+            object=f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '')}",
+            outcome="refused",
+            details={"reason": message},
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        logger.exception("could not audit a refused request body")

@@ -133,7 +133,7 @@ def test_the_audit_job_alerts_on_a_broken_chain(app: Flask, hub: Any, caplog: py
         row = db.session.get(JobRun, "audit-verify")
         assert row is not None and row.last_summary is not None and row.last_summary["ok"] is False
         alert = db.session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc())).first()
-        assert alert is not None and (alert.action, alert.outcome) == ("audit.verify", "broken")
+        assert alert is not None and (alert.action, alert.outcome) == ("audit.broken", "broken")
         assert "altered" in " ".join(alert.details["problems"])
 
 
