@@ -109,7 +109,7 @@ def test_a_laptop_days_ahead_is_refused_with_its_reason(
     assert run.returncode != 0
     assert "clock is 10 d 0 h ahead of the hub's" in run.stderr, run.stderr
     assert "set the laptop's date and time right" in run.stderr
-    assert pending(far) == 1  # kept, not lost: it goes once the clock is right
+    assert pending(far) == 1  # kept in the outbox, not sent
     assert "clock is 10 d 0 h ahead" in (far.status()["last_sync_error"] or "")
     assert hub_process.query("SELECT count(*) AS n FROM log WHERE device = ?", (far.device_id,))[0]["n"] == 0
     assert hub_process.records() == []
