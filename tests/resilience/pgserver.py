@@ -3,8 +3,10 @@
 Rules this module owns:
 
 - The cluster lives in a fresh temporary folder owned by user ``postgres`` (``initdb`` refuses
-  to run as root, so every server command runs through ``runuser -u postgres --``); binaries
-  from /usr/lib/postgresql/15/bin unless ``FIELDSYNC_TEST_PG_BIN`` says otherwise.
+  to run as root, so every server command runs through ``runuser -u postgres --``), made in
+  the first of ``FIELDSYNC_TEST_PG_ROOT``, $TMPDIR, /tmp, /var/tmp that user can enter (a
+  root-only /tmp would lock it out); binaries from /usr/lib/postgresql/15/bin unless
+  ``FIELDSYNC_TEST_PG_BIN`` says otherwise.
 - It listens only on 127.0.0.1, on a free port, with its unix socket in that folder; trust
   authentication; fsync off (a test cluster: speed over durability of the test data).
 - :meth:`PgServer.stop` uses ``-m immediate`` by default: the server dies at once, as when
@@ -27,15 +29,28 @@ PG_BIN = Path(os.environ.get("FIELDSYNC_TEST_PG_BIN", "/usr/lib/postgresql/15/bi
 TIMEOUT = 60
 
 
+def _base_folder() -> str:
+    candidates = [os.environ.get("FIELDSYNC_TEST_PG_ROOT"), os.environ.get("TMPDIR"), "/tmp", "/var/tmp"]
+    for folder in filter(None, candidates):
+        argv = ["runuser", "-u", "postgres", "--", "test", "-x", folder, "-a", "-d", folder]
+        if subprocess.run(argv, capture_output=True, timeout=TIMEOUT).returncode == 0:
+            return folder
+    raise RuntimeError(f"user postgres can enter none of {candidates}: set FIELDSYNC_TEST_PG_ROOT")
+
+
 class PgServer:
     def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="fieldsync-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix="fieldsync-pg-", dir=_base_folder()))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.port = free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-        shutil.chown(self.root, "postgres", "postgres")
-        self._pg("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        try:
+            shutil.chown(self.root, "postgres", "postgres")
+            self._pg("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     def _pg(self, program: str, *args: object) -> subprocess.CompletedProcess[str]:
         argv = ["runuser", "-u", "postgres", "--", str(PG_BIN / program), *map(str, args)]
