@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The hub's tests run against this PostgreSQL too (a fresh database per run on it).
 export FIELDSYNC_TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: test lint typecheck bench bench-hub bench-sync demo clean chromium
+.PHONY: test lint typecheck bench bench-hub bench-sync demo clean chromium faketime
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ chromium:
 	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) chromium
+# The clock-fault tests (tests/resilience/test_clock_faults.py) shift the laptops' clocks with libfaketime.
+FAKETIME_LIB ?= /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+faketime:
+	@test -e $(FAKETIME_LIB) || { echo "installing Debian's faketime for the clock-fault tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
+
+test: $(STAMP) chromium faketime
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

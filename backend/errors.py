@@ -9,17 +9,24 @@
     ├── NotFound              404
     ├── Conflict              409 duplicate code, used token...
     ├── PayloadTooLarge       413
-    └── Unprocessable         422 schema errors, with field-level details
+    ├── Unprocessable         422 schema errors, with field-level details
+    └── Unavailable           503 the hub's database cannot be reached: try again later
 
 Every error reaching HTTP becomes ``{"error", "message", "details"}`` with its
 status, made by :func:`init_app`'s handlers alone. The CLI prints ``message``.
+A database that cannot be reached (SQLAlchemy's ``OperationalError``: the
+server stopped, the connection dropped) is :class:`Unavailable`, a 503 with
+``Retry-After``, never a 500 traceback: the laptop keeps its outbox and tries
+again later. Nothing was committed by the failed request.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 
@@ -61,9 +68,15 @@ class Unprocessable(HubError):
     status, code = 422, "unprocessable"
 
 
+class Unavailable(HubError):
+    status, code = 503, "unavailable"
+
+
+RETRY_AFTER = 30  # seconds a laptop is asked to wait while the database is down
+
 _CODES = {
     cls.status: cls.code
-    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable)
+    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge, Unprocessable, Unavailable)
 }
 
 
@@ -82,3 +95,17 @@ def init_app(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Any:
         code = _CODES.get(exc.code or 500) or (exc.name or "error").lower().replace(" ", "_")
         return envelope(code, exc.description or exc.name or "error", {}, exc.code or 500)
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError) -> Any:
+        from .db import db
+
+        with contextlib.suppress(Exception):  # the connection is gone; the pool replaces it (pool_pre_ping)
+            db.session.rollback()
+        current_app.logger.warning("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        # through the HubError handlers: JSON for the API, an HTML page for people (backend/web/errors.py)
+        response = current_app.make_response(
+            current_app.handle_user_exception(Unavailable("the hub's database is unavailable; try again later"))
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response

@@ -17,6 +17,8 @@ Rules this module owns:
 - Every pull's checkpoint must verify with the hub key, and must not show a
   smaller log than the newest checkpoint kept, nor a different head at the
   same size: otherwise :class:`HubUntrusted` stops the sync, loudly.
+- The offset between this laptop's clock and the hub's, learned by the
+  transport, is kept in the replica (``hub_clock_offset``) for the next sync.
 - Failures are classified: :class:`HubUnavailable` is retried later (with
   capped exponential backoff and jitter under ``--watch``); a refusal or an
   untrusted hub is not.
@@ -39,7 +41,7 @@ from sync.changes import resolution_of
 from . import state
 from .device import Device
 from .errors import HubRefused, HubUnavailable, HubUntrusted
-from .transport import HubClient
+from .transport import HubClient, configured_timeout
 
 logger = logging.getLogger("fieldsync.client")
 PUSH_BATCH = 200
@@ -67,6 +69,11 @@ Progress = Callable[[int, int], None]
 
 
 def client_for(device: Device, **kw: Any) -> HubClient:
+    """A client for this laptop's hub: timeouts from the environment, and the offset to the hub's
+    clock it learned in an earlier sync (so a laptop hours off does not start each sync refused)."""
+    kw.setdefault("timeout", configured_timeout())
+    kw.setdefault("clock_offset", float(device.replica.get("hub_clock_offset", 0.0)))
+    kw.setdefault("max_offset", device.max_drift_ms / 1000)
     return HubClient(device.hub_url, device_id=device.device_id, key=device.key, **kw)
 
 
@@ -80,6 +87,10 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
     except (HubUnavailable, HubRefused, HubUntrusted) as exc:
         device.replica.set("last_sync_error", str(exc))
         raise
+    finally:
+        offset = getattr(client, "clock_offset", None)  # a test's stand-in client may have none
+        if offset is not None and offset != device.replica.get("hub_clock_offset", 0.0):
+            device.replica.set("hub_clock_offset", offset)
     device.replica.set("last_sync_error", None)  # first: whoever sees the new last_sync_at sees no old error
     device.replica.set("last_sync_at", state.stamp())
     return report

@@ -3,13 +3,24 @@
 Rules this module owns:
 
 - Every request has a connect and a read timeout (requests has none by
-  default): (5 s, 30 s) unless told otherwise.
+  default): (5 s, 30 s) unless told otherwise, or set on the laptop with
+  ``FIELDSYNC_CONNECT_TIMEOUT`` / ``FIELDSYNC_READ_TIMEOUT`` (seconds). A hub
+  that stops answering mid-request ends in the read timeout, never a hang.
 - Sync requests are signed with the device key (crypto.sign_request) over the
   exact path with its query string and the exact body bytes sent.
+- Requests are signed in *hub time*: laptop time plus the offset learned from
+  the hub's ``X-Fieldsync-Hub-Time`` header, which every API answer carries.
+  A request refused as stale (401, ``details.reason = clock_skew``) is signed
+  again with a fresh nonce and the new offset, once. An offset larger than
+  ``max_offset`` (the laptop's ``FIELDSYNC_MAX_CLOCK_DRIFT``, 24 h) is not
+  adopted: the laptop's clock is wrong and the officer is told so
+  (:class:`HubRefused`, code ``clock_skew``). The hub's freshness window and
+  nonce check are unchanged: this only lets a laptop hours off reach them.
 - Request bodies over 1 KiB travel gzipped; responses are accepted gzipped
   (requests inflates them).
-- A network error, a timeout or a 5xx is :class:`HubUnavailable` (retry
-  later); a 4xx is :class:`HubRefused` with the hub's error envelope.
+- A network error (refused, reset, a response cut short), a timeout or a 5xx
+  is :class:`HubUnavailable` (retry later), with the hub's message when it
+  sent one; a 4xx is :class:`HubRefused` with the hub's error envelope.
 """
 
 from __future__ import annotations
@@ -17,18 +28,54 @@ from __future__ import annotations
 import gzip
 import json
 import os
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 
-from crypto import SigningKey, b64e, sign_request
+from crypto import CryptoError, SigningKey, b64e, parse_time, sign_request
 
-from .errors import HubRefused, HubUnavailable
+from .errors import ClientError, HubRefused, HubUnavailable
 
 DEFAULT_TIMEOUT = (5.0, 30.0)
 GZIP_OVER = 1024  # request bodies at least this long travel gzipped
+HUB_TIME_HEADER = "X-Fieldsync-Hub-Time"
+MAX_OFFSET = 24 * 3600.0  # seconds; the laptop's FIELDSYNC_MAX_CLOCK_DRIFT by default (agent.client_for)
+# a network failure, or an answer cut short: the hub may or may not have committed; retrying is safe
+_NETWORK_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def configured_timeout() -> tuple[float, float]:
+    """(connect, read) seconds from ``FIELDSYNC_CONNECT_TIMEOUT`` / ``FIELDSYNC_READ_TIMEOUT``, else the defaults."""
+    out: list[float] = []
+    for name, default in zip(("FIELDSYNC_CONNECT_TIMEOUT", "FIELDSYNC_READ_TIMEOUT"), DEFAULT_TIMEOUT, strict=True):
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            out.append(default)
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = 0.0
+        if not 0 < value <= 3600:
+            raise ClientError(f"{name} must be a number of seconds above 0 (at most 3600), not {raw!r}")
+        out.append(value)
+    return out[0], out[1]
+
+
+def _describe_offset(seconds: float) -> str:
+    whole = int(abs(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    text = f"{days} d {hours} h" if days else f"{hours} h {rest // 60} min"
+    return f"{text} {'behind' if seconds > 0 else 'ahead of'}"
 
 
 class HubClient:
@@ -40,10 +87,17 @@ class HubClient:
         key: SigningKey | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
+        clock_offset: float = 0.0,
+        max_offset: float = MAX_OFFSET,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.device_id, self.key, self.timeout = device_id, key, timeout
         self.session = session or requests.Session()
+        # seconds to add to this laptop's clock to get the hub's (learned from its answers)
+        self.clock_offset = clock_offset if abs(clock_offset) <= max_offset else 0.0
+        self.max_offset = max_offset
+        self._now = now
 
     # -- API --------------------------------------------------------------
     def enroll(self, token: str, public_key: str) -> dict[str, Any]:
@@ -76,7 +130,16 @@ class HubClient:
         if params:
             path = f"{path}?{urlencode(params)}"
         data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
-        sent = {"Content-Type": "application/json"} if body is not None else {}
+        response = self._send(method, path, data, body is not None, signed, headers)
+        if signed and response.status_code == 401 and self._skew_refusal(response):
+            self._learn_offset(response, refused=True)
+            response = self._send(method, path, data, body is not None, signed, headers)  # fresh time and nonce
+        return self._answer(response)
+
+    def _send(
+        self, method: str, path: str, data: bytes, is_json: bool, signed: bool, headers: dict[str, str] | None
+    ) -> requests.Response:
+        sent = {"Content-Type": "application/json"} if is_json else {}
         if signed:
             sent.update(self.sign(method, path, data))  # over the bytes before compression
         sent.update(headers or {})
@@ -87,9 +150,17 @@ class HubClient:
             response = self.session.request(
                 method, self.base_url + path, data=data or None, headers=sent, timeout=self.timeout
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise HubUnavailable(f"hub unreachable at {self.base_url}: {type(exc).__name__}") from None
-        return self._answer(response)
+        except requests.Timeout as exc:
+            what = "connect" if isinstance(exc, requests.ConnectTimeout) else "answer"
+            limit = self.timeout[0] if what == "connect" else self.timeout[1]
+            raise HubUnavailable(
+                f"hub at {self.base_url} did not {what} within {limit:g} s (timed out); try again later"
+            ) from None
+        except _NETWORK_ERRORS as exc:
+            raise HubUnavailable(f"hub unreachable at {self.base_url}: {type(exc).__name__}; try again later") from None
+        if response.status_code != 401:
+            self._learn_offset(response, refused=False)
+        return response
 
     def sign(self, method: str, path: str, data: bytes) -> dict[str, str]:
         if self.key is None or self.device_id is None:
@@ -100,14 +171,55 @@ class HubClient:
             method=method,
             path=path,
             body=data,
-            at=datetime.now(UTC),
+            at=self._now() + timedelta(seconds=self.clock_offset),
             nonce=b64e(os.urandom(16)),
         )
+
+    # -- the hub's clock ------------------------------------------------------
+    @staticmethod
+    def _skew_refusal(response: requests.Response) -> bool:
+        try:
+            payload = response.json()
+        except ValueError:
+            return False
+        details = payload.get("details") if isinstance(payload, dict) else None
+        return isinstance(details, dict) and details.get("reason") == "clock_skew"
+
+    def _learn_offset(self, response: requests.Response, *, refused: bool) -> None:
+        """Adopt the offset the hub's time header shows. Whole seconds on the wire, so only a
+        difference over 2 s is taken (a plain answer then never changes an offset that works).
+        After a skew refusal, an offset over ``max_offset`` ends the sync with the reason."""
+        try:
+            hub_time = parse_time(response.headers.get(HUB_TIME_HEADER, ""), what="hub time")
+        except CryptoError:
+            return
+        offset = (hub_time - self._now()).total_seconds()
+        if abs(offset) > self.max_offset:
+            if refused:
+                raise HubRefused(
+                    401,
+                    "clock_skew",
+                    f"this laptop's clock is {_describe_offset(offset)} the hub's, more than the "
+                    f"{self.max_offset / 3600:g} h allowed: set the laptop's date and time right, then sync again",
+                    {"hub_time": response.headers.get(HUB_TIME_HEADER)},
+                )
+            return
+        if refused or abs(offset - self.clock_offset) > 2:
+            self.clock_offset = offset
 
     @staticmethod
     def _answer(response: requests.Response) -> Any:
         if response.status_code >= 500:
-            raise HubUnavailable(f"hub error {response.status_code}")
+            message = ""
+            try:
+                payload = response.json()
+                message = str(payload.get("message", "")) if isinstance(payload, dict) else ""
+            except ValueError:
+                pass
+            raise HubUnavailable(
+                f"hub unavailable ({response.status_code}): {message or response.reason or 'server error'}; "
+                "try again later (your changes stay queued)"
+            )
         try:
             payload = response.json()
         except ValueError:

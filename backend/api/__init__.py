@@ -9,6 +9,8 @@ from flask import Blueprint, current_app, jsonify, request
 from marshmallow import Schema
 from marshmallow import ValidationError as MarshmallowError
 
+from crypto import format_time
+
 from .. import enroll as enrollment
 from .. import keystore, provenance, pull, push
 from ..db import db
@@ -18,6 +20,15 @@ from .auth import authenticate, refuse
 from .spec import build_spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+HUB_TIME_HEADER = "X-Fieldsync-Hub-Time"
+
+
+@bp.after_request
+def _hub_time(response: Any) -> Any:
+    """Every API answer, errors included, carries the hub's clock: a laptop whose clock is off
+    learns the offset from it and signs its next request in hub time (field_client/transport.py)."""
+    response.headers[HUB_TIME_HEADER] = format_time(keystore.now())
+    return response
 
 
 def _body(schema: Schema) -> dict[str, Any]:

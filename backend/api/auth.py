@@ -6,7 +6,11 @@ Rules this module owns:
   with query string, SHA-256 of the body, time, nonce) - crypto.sign_request.
 - Refused with 401: unsigned, unknown device, bad signature, a time more than
   ``REQUEST_MAX_SKEW`` seconds from the hub's, a nonce this device already
-  used (nonces are kept for twice the skew window, then purged).
+  used (nonces are kept for twice the skew window, then purged). The stale
+  refusal says so in ``details`` (``reason: clock_skew``, the hub's and the
+  request's times), and every API answer carries the hub's time
+  (``X-Fieldsync-Hub-Time``), so a laptop whose clock is off re-signs in hub
+  time; the window itself is never widened.
 - Refused with 403: a revoked or quarantined device, at once.
 - Refused with 413: a body over ``MAX_CONTENT_LENGTH`` from a known device
   (it cannot be verified without reading it; the claimed device is named),
@@ -27,7 +31,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from crypto import VerificationError, VerifyKey, verify_request
+from crypto import VerificationError, VerifyKey, format_time, verify_request
 
 from .. import audit
 from ..db import db
@@ -89,7 +93,16 @@ def authenticate() -> Device:
     moment = now()
     if abs((moment - signed.at).total_seconds()) > skew:
         raise _refuse(
-            Unauthorized(f"stale request: its time is more than {skew} s from the hub's"), device_id, dev.agency
+            Unauthorized(
+                f"stale request: its time is more than {skew} s from the hub's",
+                details={
+                    "reason": "clock_skew",
+                    "hub_time": format_time(moment),
+                    "request_time": format_time(signed.at),
+                },
+            ),
+            device_id,
+            dev.agency,
         )
     if dev.status == "revoked":
         raise _refuse(Forbidden(f"device {dev.id} was revoked: {dev.status_reason}"), device_id, dev.agency)

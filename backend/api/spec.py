@@ -19,7 +19,8 @@ def _json(schema: str) -> dict[str, Any]:
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    return {str(code): {"description": "error", **_json("Error")} for code in codes}
+    """Error answers; every database-backed operation may also answer 503 while the database is down."""
+    return {str(code): {"description": "error", **_json("Error")} for code in (*codes, 503)}
 
 
 def _ecma_patterns(node: Any) -> Any:
