@@ -25,7 +25,7 @@ from ..db import db
 from ..models import User
 from . import headers
 from .decorators import login_required, roles_required
-from .sessions import DatabaseSessionInterface, end_user_sessions
+from .sessions import DatabaseSessionInterface, end_user_sessions, refuse_when_unavailable
 
 __all__ = ["WebUser", "csrf", "end_user_sessions", "init_app", "login_required", "roles_required"]
 
@@ -64,6 +64,7 @@ def _load_user(user_id: str) -> WebUser | None:
 
 def init_app(app: Flask) -> None:
     app.session_interface = DatabaseSessionInterface()
+    app.before_request(refuse_when_unavailable)  # before CSRF's check, which would read the lost session
     login_manager.session_protection = None  # the token rotates at login and the session lives on the server
     login_manager.login_view = "auth.login"
     login_manager.init_app(app)

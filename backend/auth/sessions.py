@@ -15,6 +15,11 @@ Rules this module owns:
   (session fixation) is worthless after it.
 - API and static requests never open a session: devices sign their requests
   and carry no cookie, and the API must not pay a database round trip for one.
+- The database down (``OperationalError``) is a 503 page, never a 500: a
+  session that cannot be read is marked ``unavailable`` and the request is
+  answered 503 before any view runs (:func:`refuse_when_unavailable`); one
+  that cannot be saved is dropped with the response left as it was (the
+  browser keeps its cookie, and the row its old contents).
 
 Why not flask-session's SQLAlchemy backend: it creates its table outside the
 migrations (tests/backend/test_schema.py would fail), uses ``datetime.utcnow()``
@@ -33,10 +38,12 @@ from typing import Any
 from flask import Flask, Request, Response
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete
+from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import CallbackDict
 
 from .. import audit
 from ..db import db
+from ..errors import Unavailable
 from ..keystore import as_utc, now
 from ..models import User, WebSession
 
@@ -61,6 +68,7 @@ class ServerSession(CallbackDict[str, Any], SessionMixin):
         self.rotate = False
         self.ended = False
         self.expired = False  # an idle session was just ended (the login page says so)
+        self.unavailable = False  # the database could not be read: the request is answered 503
 
 
 class DatabaseSessionInterface(SessionInterface):
@@ -70,6 +78,15 @@ class DatabaseSessionInterface(SessionInterface):
         token = request.cookies.get(self.get_cookie_name(app))
         if not token:
             return ServerSession()
+        try:
+            return self._load(app, token)
+        except OperationalError:
+            db.session.rollback()
+            down = ServerSession()
+            down.unavailable = True
+            return down
+
+    def _load(self, app: Flask, token: str) -> ServerSession:
         row = db.session.get(WebSession, _digest(token))
         if row is None:
             db.session.rollback()
@@ -97,6 +114,15 @@ class DatabaseSessionInterface(SessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, ServerSession)
+        if session.unavailable:
+            return
+        try:
+            self._save(app, session, response)
+        except OperationalError:
+            db.session.rollback()
+            app.logger.warning("database unavailable: the web session was not saved")
+
+    def _save(self, app: Flask, session: ServerSession, response: Response) -> None:
         name = self.get_cookie_name(app)
         cookie = {
             "domain": self.get_cookie_domain(app),
@@ -133,6 +159,22 @@ class DatabaseSessionInterface(SessionInterface):
         db.session.commit()
         response.set_cookie(name, session.token, **cookie)  # a browser-session cookie: gone when it closes
         response.vary.add("Cookie")
+
+
+def refuse_when_unavailable() -> Response | None:
+    """before_request (registered before CSRF's): a session the database could not give back
+    is a 503 page, with the API's Retry-After, before any view or check runs."""
+    from flask import current_app, session
+
+    from ..errors import RETRY_AFTER
+
+    if not getattr(session, "unavailable", False):
+        return None
+    response = current_app.make_response(
+        current_app.handle_user_exception(Unavailable("the hub's database is unavailable; try again later"))
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER)
+    return response
 
 
 def rotate(session: Any) -> None:

@@ -31,6 +31,8 @@ class PgHub(Hub):
         super().__init__(instance, port)
         self.database_url = database_url
         self.env["FIELDSYNC_DATABASE_URL"] = database_url
+        # the web check below uses requests, which sends a Secure cookie over https only
+        self.env["FIELDSYNC_SESSION_COOKIE_SECURE"] = "false"
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         dsn = self.database_url.replace("postgresql+psycopg://", "postgresql://")
@@ -68,6 +70,9 @@ def test_database_down_answers_503_keeps_the_outbox_and_recovers(
     reader = enroll(hub, hub.url, "SPD", "Cpl. Diaz", tmp_path / "home-diaz")
     first = offline_edits(writer, 5)
     writer.sync()
+    browser = requests.Session()  # a person at the web view, with a (pre-login) session in the database
+    assert browser.get(hub.url + "/login", timeout=10).status_code == 200
+    assert browser.cookies, "the banner page stores a session (its CSRF secret)"
 
     server.stop("immediate")
     more = offline_edits(writer, 20)
@@ -91,10 +96,15 @@ def test_database_down_answers_503_keeps_the_outbox_and_recovers(
         assert answer.json()["error"] == "unavailable"
         assert set(answer.json()) == {"error", "message", "details"}
         assert answer.headers["Retry-After"].isdigit()
+    page = browser.get(hub.url + "/login", timeout=10)  # the session cannot be read: a page, not a 500
+    assert page.status_code == 503, page.text
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "database is unavailable" in page.text and page.headers["Retry-After"].isdigit()
     assert "Traceback" not in hub.log_path.read_text(errors="replace")
 
     server.start()
     assert hub.healthy()
+    assert browser.get(hub.url + "/login", timeout=10).status_code == 200  # the same session, back
     writer.sync()
     assert_log_exact(hub, writer, first + more)
     assert_converged(hub, [writer, reader])
