@@ -2,12 +2,27 @@
 
 Each command opens the replica, calls one library function and turns a
 domain error into one clear line on stderr with a non-zero exit status.
+
+Rules this module owns:
+
+- Every failure is exactly one line on stderr, ``Error: ...``, naming the
+  field, option or argument at fault: domain errors exit 1, usage errors
+  (unknown option or command, a value click itself refuses) exit 2 with the
+  help hint on the same line, instead of click's usage block.
+- That line never carries the officer's input raw: control characters, lone
+  surrogates (invalid UTF-8 in argv) and bidi controls are escaped, and it is
+  cut at :data:`LINE_LIMIT` characters, so a 3 MB value is not echoed whole.
+- ``enroll`` checks ``--hub`` (an http(s) address, nothing more) and
+  ``--token`` (as the hub issues them) before it creates anything or spends
+  the token.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +30,7 @@ from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -34,6 +50,71 @@ COLUMNS = {
     "contacts": ["id", "agency", "name", "role", "phone", "radio", "jurisdiction"],
     "reservations": ["id", "agency", "resource_id", "starts_at", "ends_at", "state"],
 }
+
+
+LINE_LIMIT = 400
+TOKEN = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")  # what the hub issues: base64url, 43 characters today
+
+
+def one_line(text: str, limit: int = LINE_LIMIT) -> str:
+    """``text`` safe to print as one line: invisible and line-breaking characters escaped, cut at ``limit``."""
+    shown = inputs.escape_controls(text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 30]}... ({len(shown)} characters)"
+
+
+class OneLineErrors(click.Group):
+    """The ``fieldsync`` group: every error, click's own included, as one ``Error:`` line on stderr."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"Error: {one_line(exc.format_message())}{hint}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"Error: {one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Error: aborted", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # output piped into a command that stopped reading
+                sys.exit(1)
+            raise
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _hub_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``--hub``: http(s)://host[:port][/path], no credentials, query or fragment, nothing invisible."""
+    reason = None
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        reason = "not a valid address"
+    else:
+        if url.scheme not in ("http", "https") or not url.hostname:
+            reason = "not an http:// or https:// address with a host"
+        elif url.username is not None or url.password is not None:
+            reason = "must not hold a user name or password"
+        elif url.query or url.fragment or value.endswith(("?", "#")):
+            reason = "must not hold a query or fragment"
+        elif inputs.escape_controls(value) != value or any(c.isspace() for c in value) or len(value) > 2000:
+            reason = "holds spaces, control characters or is too long"
+    if reason:
+        raise click.BadParameter(f"{reason}: {one_line(value, 80)!s}", ctx=ctx, param=param)
+    return value
+
+
+def _token(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not TOKEN.match(value):
+        raise click.BadParameter(
+            f"an enrollment token is 1 to 200 letters, digits, - or _: {one_line(value, 60)}", ctx=ctx, param=param
+        )
+    return value
 
 
 def default_home() -> str:
@@ -68,9 +149,9 @@ def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except EditRefused as exc:
-            raise click.ClickException(describe(exc)) from None
+            raise click.ClickException(one_line(describe(exc))) from None
         except (ClientError, SyncError, CryptoError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(str(exc))) from None
 
     return wrapper
 
@@ -84,7 +165,7 @@ def opened(ctx: click.Context) -> Iterator[Device]:
         rep.close()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     default=default_home,
@@ -98,8 +179,8 @@ def main(ctx: click.Context, home: str) -> None:
 
 
 @main.command()
-@click.option("--hub", required=True, help="Hub address, e.g. https://hub.example.org")
-@click.option("--token", required=True, help="One-time enrollment token from your administrator.")
+@click.option("--hub", required=True, callback=_hub_address, help="Hub address, e.g. https://hub.example.org")
+@click.option("--token", required=True, callback=_token, help="One-time enrollment token from your administrator.")
 @click.pass_context
 @clear_errors
 def enroll(ctx: click.Context, hub: str, token: str) -> None:
@@ -130,7 +211,7 @@ def _coerce(collection: str, assignments: tuple[str, ...], clear: tuple[str, ...
     for item in assignments:
         name, sep, text = item.partition("=")
         if not sep:
-            raise EditRefused(f"--set takes FIELD=VALUE, got {item!r}")
+            raise EditRefused(f"--set takes FIELD=VALUE, got {inputs.shown(item)}")
         texts[name] = text
     values = inputs.parse_texts(collection, texts)
     for name in clear:
@@ -396,21 +477,20 @@ def verify(bundle_path: str, as_json: bool) -> None:
     """Verify a provenance bundle offline: who wrote each value, and that nothing was altered."""
     try:
         bundle = json.loads(Path(bundle_path).read_text())
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot read {bundle_path}: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        raise click.ClickException(f"cannot read {bundle_path}: {type(exc).__name__}: {exc}") from None
     report = verify_bundle(bundle)
     if as_json:
         click.echo(json.dumps({"ok": report.ok, **report.__dict__}, indent=2))
-    else:
-        click.echo(f"{report.collection} {report.record_id} (agency {report.agency}): {report.changes} changes")
+    if not report.ok:  # nothing of an unverified bundle is shown as if it were a finding
+        problems = "; ".join(f"FAILED: {problem}" for problem in report.problems)
+        raise click.ClickException(f"bundle does NOT verify ({len(report.problems)} problem(s)): {problems}")
+    if not as_json:
+        esc = inputs.escape_controls  # a bundle is a file from elsewhere: nothing in it drives the terminal
+        click.echo(esc(f"{report.collection} {report.record_id} (agency {report.agency}): {report.changes} changes"))
         for f in report.fields:
             value = "(withheld)" if f["withheld"] else f["value"]
-            click.echo(f"  {f['field']} = {value!r}  by {f['written_by']}, device {f['device']}, at {f['hlc']}")
-    if not report.ok:
-        for problem in report.problems:
-            click.echo(f"FAILED: {problem}", err=True)
-        raise click.ClickException(f"bundle does NOT verify ({len(report.problems)} problem(s))")
-    if not as_json:
+            click.echo(esc(f"  {f['field']} = {value!r}  by {f['written_by']}, device {f['device']}, at {f['hlc']}"))
         click.echo("bundle verifies: every change is signed by a certified device of its agency")
 
 

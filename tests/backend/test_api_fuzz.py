@@ -44,6 +44,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from backend.api.text import MESSAGE
 from backend.models import AuditEntry, Device, LogEntry
 from crypto import b64e, sign_request
 
@@ -206,6 +207,8 @@ ODD_VALUES = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=300),
+    # what PostgreSQL cannot store, what cannot be signed, what reads differently from what it holds
+    st.text(st.sampled_from("a\x00\x07\x1b\u202e\u2066\ud800\udfff\u0301\u05d0🚓"), max_size=8),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
 )
@@ -246,6 +249,58 @@ def test_signed_changes_with_fuzzed_values_get_a_verdict_never_a_5xx(enrolled: O
     run()
     assert "rejected" in verdicts and "accepted" in verdicts, verdicts
     assert rows(hub.app, AuditEntry, AuditEntry.action == "change.rejected")
+
+
+def test_text_postgresql_cannot_store_is_refused_before_it_reaches_the_database(
+    enrolled: Officer, hub: Hub, live: str
+) -> None:
+    """NUL (and lone surrogates) anywhere in a request once made a 500 on PostgreSQL only."""
+    path = "/api/v1/sync/push"
+
+    def push(wire: dict[str, Any]) -> requests.Response:
+        data = json.dumps({"changes": [wire]}).encode()
+        headers = {"Content-Type": "application/json", **signed_headers(enrolled, "POST", path, data)}
+        return requests.post(live + path, data=data, headers=headers, timeout=10)
+
+    for name in ("Unit\x0012", "Unit\ud80012"):
+        wire = sign_as(enrolled, values={**RESOURCE, "name": "Unit 12"})
+        wire["fields"]["name"]["value"] = name  # a surrogate cannot even be signed: the hub must look first
+        response = push(wire)
+        assert response.status_code == 422, response.text
+        assert response.json()["details"] == {"changes.0.fields.name.value": [MESSAGE]}
+    response = push({**sign_as(enrolled), "id": "x\x00y"})
+    assert response.status_code == 422 and "changes.0.id" in response.json()["details"]
+    # a value that can be stored but reads differently from what it holds: a per-change refusal
+    response = push(wire := sign_as(enrolled, values={**RESOURCE, "name": "Unit \u202e21"}))
+    (result,) = response.json()["results"]
+    assert result["status"] == "rejected" and "bidi" in json.dumps(result), result
+    follow(enrolled, wire)
+    # a record id, a device id or a nonce with NUL: refused before any lookup
+    bad = "/api/v1/records/a\x00b/provenance"
+    response = requests.get(live + "/api/v1/records/a%00b/provenance", headers=signed_headers(enrolled, "GET", bad))
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    for header, value in (("X-Fieldsync-Device", "dev\x00ice"), ("X-Fieldsync-Nonce", "nonce\x00nonce")):
+        status, body = _raw_get(
+            live, "/api/v1/sync/pull", {**signed_headers(enrolled, "GET", "/api/v1/sync/pull"), header: value}
+        )
+        assert status == 401 and body["error"] == "unauthorized", (header, body)
+    assert enrolled.push(enrolled.create())[0]["status"] == "accepted"  # and the device's feed goes on
+    assert len(rows(hub.app, LogEntry)) == 3
+
+
+def _raw_get(live: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """GET with header values sent as given (requests refuses NUL in a header)."""
+    split = urlsplit(live)
+    head = [f"GET {path} HTTP/1.1", f"Host: {split.netloc}", "Connection: close"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    with socket.create_connection((split.hostname, split.port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    _, _, payload = rest.partition(b"\r\n\r\n")
+    return int(status_line.split()[1]), json.loads(payload)
 
 
 # -- gzip bodies without Content-Length ------------------------------------------------------------
