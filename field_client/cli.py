@@ -12,7 +12,9 @@ Rules this module owns:
 - That line never carries the officer's input raw: control characters, lone
   surrogates (invalid UTF-8 in argv) and bidi controls are escaped, and it is
   cut at :data:`LINE_LIMIT` characters, so a 3 MB value is not echoed whole.
-- ``enroll`` checks ``--hub`` (an http(s) address, nothing more) and
+- ``enroll`` checks ``--hub`` (an https address, or http for a hub on this
+  laptop only: the registry pinned from the first answer must not come
+  through anyone's hands, docs/officers.md) and
   ``--token`` (as the hub issues them) before it creates anything or spends
   the token.
 """
@@ -53,6 +55,7 @@ COLUMNS = {
 
 
 LINE_LIMIT = 400
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # where enrollment may pin a registry over plain http
 TOKEN = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")  # what the hub issues: base64url, 43 characters today
 
 
@@ -98,6 +101,8 @@ def _hub_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
     else:
         if url.scheme not in ("http", "https") or not url.hostname:
             reason = "not an http:// or https:// address with a host"
+        elif url.scheme == "http" and url.hostname not in LOCAL_HOSTS:
+            reason = "plain http:// only for a hub on this laptop (localhost, 127.0.0.1, ::1): use https://"
         elif url.username is not None or url.password is not None:
             reason = "must not hold a user name or password"
         elif url.query or url.fragment or value.endswith(("?", "#")):
