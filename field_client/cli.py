@@ -3,28 +3,13 @@
 Each command opens the replica, calls one library function and turns a
 domain error into one clear line on stderr with a non-zero exit status.
 
-Rules this module owns:
-
-- Every failure is exactly one line on stderr, ``Error: ...``, naming the
-  field, option or argument at fault: domain errors exit 1, usage errors
-  (unknown option or command, a value click itself refuses) exit 2 with the
-  help hint on the same line, instead of click's usage block.
-- That line never carries the officer's input raw: control characters, lone
-  surrogates (invalid UTF-8 in argv) and bidi controls are escaped, and it is
-  cut at :data:`LINE_LIMIT` characters, so a 3 MB value is not echoed whole.
-- ``enroll`` checks ``--hub`` (an https address, or http for a hub on this
-  laptop only: the registry pinned from the first answer must not come
-  through anyone's hands, docs/officers.md) and
-  ``--token`` (as the hub issues them) before it creates anything or spends
-  the token.
+The arguments' own checks and the one-line error rule are in field_client.arguments.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import re
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -32,7 +17,6 @@ from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
@@ -41,6 +25,7 @@ from crypto.errors import CryptoError
 from sync import SyncError
 
 from . import agent, edits, inputs, replica, state
+from .arguments import OneLineErrors, check_home, check_hub, check_token, first_missing, one_line
 from .bundle import verify_bundle
 from .device import Device, enroll_into
 from .errors import ClientError, EditRefused
@@ -52,74 +37,6 @@ COLUMNS = {
     "contacts": ["id", "agency", "name", "role", "phone", "radio", "jurisdiction"],
     "reservations": ["id", "agency", "resource_id", "starts_at", "ends_at", "state"],
 }
-
-
-LINE_LIMIT = 400
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")  # where enrollment may pin a registry over plain http
-TOKEN = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")  # what the hub issues: base64url, 43 characters today
-
-
-def one_line(text: str, limit: int = LINE_LIMIT) -> str:
-    """``text`` safe to print as one line: invisible and line-breaking characters escaped, cut at ``limit``."""
-    shown = inputs.escape_controls(text)
-    return shown if len(shown) <= limit else f"{shown[: limit - 30]}... ({len(shown)} characters)"
-
-
-class OneLineErrors(click.Group):
-    """The ``fieldsync`` group: every error, click's own included, as one ``Error:`` line on stderr."""
-
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except click.UsageError as exc:
-            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            click.echo(f"Error: {one_line(exc.format_message())}{hint}", err=True)
-            sys.exit(exc.exit_code)
-        except click.ClickException as exc:
-            click.echo(f"Error: {one_line(exc.format_message())}", err=True)
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("Error: aborted", err=True)
-            sys.exit(1)
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:  # output piped into a command that stopped reading
-                sys.exit(1)
-            raise
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-def _hub_address(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    """``--hub``: http(s)://host[:port][/path], no credentials, query or fragment, nothing invisible."""
-    reason = None
-    try:
-        url = urlsplit(value)
-        url.port  # noqa: B018 - raises ValueError for a port that is not a number in range
-    except ValueError:
-        reason = "not a valid address"
-    else:
-        if url.scheme not in ("http", "https") or not url.hostname:
-            reason = "not an http:// or https:// address with a host"
-        elif url.scheme == "http" and url.hostname not in LOCAL_HOSTS:
-            reason = "plain http:// only for a hub on this laptop (localhost, 127.0.0.1, ::1): use https://"
-        elif url.username is not None or url.password is not None:
-            reason = "must not hold a user name or password"
-        elif url.query or url.fragment or value.endswith(("?", "#")):
-            reason = "must not hold a query or fragment"
-        elif inputs.escape_controls(value) != value or any(c.isspace() for c in value) or len(value) > 2000:
-            reason = "holds spaces, control characters or is too long"
-    if reason:
-        raise click.BadParameter(f"{reason}: {one_line(value, 80)!s}", ctx=ctx, param=param)
-    return value
-
-
-def _token(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if not TOKEN.match(value):
-        raise click.BadParameter(
-            f"an enrollment token is 1 to 200 letters, digits, - or _: {one_line(value, 60)}", ctx=ctx, param=param
-        )
-    return value
 
 
 def default_home() -> str:
@@ -157,6 +74,9 @@ def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(one_line(describe(exc))) from None
         except (ClientError, SyncError, CryptoError, ValueError) as exc:
             raise click.ClickException(one_line(str(exc))) from None
+        except OSError as exc:  # the home folder or a file named on the command line: unreadable, full disk...
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(one_line(f"{where}{exc.strerror or exc}")) from None
 
     return wrapper
 
@@ -174,6 +94,7 @@ def opened(ctx: click.Context) -> Iterator[Device]:
 @click.option(
     "--home",
     default=default_home,
+    callback=check_home,
     show_default="$FIELDSYNC_HOME or ~/.fieldsync",
     help="Folder of this laptop's encrypted replica.",
 )
@@ -184,8 +105,8 @@ def main(ctx: click.Context, home: str) -> None:
 
 
 @main.command()
-@click.option("--hub", required=True, callback=_hub_address, help="Hub address, e.g. https://hub.example.org")
-@click.option("--token", required=True, callback=_token, help="One-time enrollment token from your administrator.")
+@click.option("--hub", required=True, callback=check_hub, help="Hub address, e.g. https://hub.example.org")
+@click.option("--token", required=True, callback=check_token, help="One-time enrollment token from your administrator.")
 @click.pass_context
 @clear_errors
 def enroll(ctx: click.Context, hub: str, token: str) -> None:
@@ -195,7 +116,7 @@ def enroll(ctx: click.Context, hub: str, token: str) -> None:
         raise click.ClickException(f"this laptop is already enrolled (replica in {home})")
     secret = passphrase(confirm=True)
     key = SigningKey.generate()
-    created = not Path(home).exists()
+    created = first_missing(Path(home))  # what a failed enrollment must take away again, parents included
     try:
         # the replica first: a passphrase it refuses must not spend the one-time token at the hub
         with replica.Replica.create(home, secret) as rep:
@@ -204,8 +125,8 @@ def enroll(ctx: click.Context, hub: str, token: str) -> None:
     except BaseException:
         for name in (replica.DB_NAME, replica.HEADER_NAME, replica.DB_NAME + "-wal", replica.DB_NAME + "-shm"):
             Path(home, name).unlink(missing_ok=True)
-        if created:
-            shutil.rmtree(home, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
     click.echo(f"enrolled as {answer['officer']} of {answer['agency']}; device {answer['device_id']}")
 

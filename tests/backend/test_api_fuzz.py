@@ -359,8 +359,8 @@ def test_a_chunked_gzip_body_is_inflated_not_read_as_empty(app: Any, enrolled: O
     assert status == 200 and body["results"][0]["status"] == "accepted", body
 
 
-def test_an_enrollment_with_a_stale_signature_time_or_unknown_device_is_401(enrolled: Officer, live: str) -> None:
-    """The garbage-auth mode above must be able to fail: a well-formed but stale signature is refused."""
+def test_a_stale_signature_or_an_unknown_device_is_401(enrolled: Officer, live: str) -> None:
+    """What the garbage-auth mode relies on: a well-formed but stale signature, or another device id, is refused."""
     path = "/api/v1/sync/pull"
     stale = sign_request(
         enrolled.key,

@@ -426,6 +426,29 @@ def test_a_bad_enrollment_token_is_named_before_anything_is_created(tmp_path: Pa
     assert not home.exists()
 
 
+def test_a_home_that_cannot_be_a_folder_is_one_error_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    homes = [str(a_file), str(a_file / "below"), "/dev/null", "x" * 5000, f"{tmp_path}/a\x00b", "/" + "d/" * 3000]
+    commands = [
+        ["status"],
+        ["resource", "add", "--kind", "vehicle", "--name", "U"],
+        ["enroll", "--hub", "http://127.0.0.1:9", "--token", "A" * 43],
+    ]
+    for home in homes:
+        for command in commands:
+            result = CliRunner(env={"FIELDSYNC_PASSPHRASE": PASSPHRASE}).invoke(main, ["--home", home, *command])
+            refused(result, "--home")
+    assert a_file.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    # a failed enrollment takes away every folder it made, parents included
+    deep = tmp_path / "new" / "laptop" / "home"
+    result = CliRunner(env={"FIELDSYNC_PASSPHRASE": PASSPHRASE}).invoke(
+        main, ["--home", str(deep), "enroll", "--hub", "http://127.0.0.1:9", "--token", "A" * 43]
+    )
+    refused(result, "unreachable")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
 @sqlite_only
 def test_files_that_are_not_bundles_are_one_error_line(desk: Desk, tmp_path: Path) -> None:
     before = desk.footprint()
@@ -473,7 +496,8 @@ def test_odd_but_valid_text_is_accepted_and_round_trips_byte_exact(desk: Desk) -
 
     @FUZZ
     @given(
-        name=odd_text,
+        # JSON typed where text is expected is text: kept as typed, never parsed
+        name=st.one_of(odd_text, st.sampled_from(['{"a": 1}', "[1, 2]", "null", "true", "12", '"quoted"'])),
         notes=st.one_of(odd_text, st.just("ñ" * 4000), st.just("🚓" * 4000), st.just("e\u0301" * 2000)),
         radio=odd_text,
     )
