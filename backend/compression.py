@@ -2,9 +2,14 @@
 
 - A request with ``Content-Encoding: gzip`` is inflated before Flask reads it,
   never beyond ``MAX_CONTENT_LENGTH`` (a small bomb that inflates past it gets
-  413); a body that is not valid gzip gets 400; either refusal is reported to
-  ``on_refused`` (the hub audits it). Signatures cover the inflated
-  bytes, so they verify the same whether the body travelled compressed or not.
+  413); a body that is not valid gzip (an empty one included) gets 400; either
+  refusal is reported to ``on_refused`` (the hub audits it). Signatures cover
+  the inflated bytes, so they verify the same whether the body travelled
+  compressed or not.
+- The compressed body is read by its ``Content-Length`` or, sent chunked
+  (``Transfer-Encoding: chunked``, no length), to the end of the stream the
+  server has de-chunked (``wsgi.input_terminated``), both at most
+  ``MAX_CONTENT_LENGTH`` bytes: a chunked body is never taken for an empty one.
 - A JSON response over 1 KiB to a client that accepts gzip is compressed.
 """
 
@@ -17,6 +22,8 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from werkzeug.wsgi import get_content_length
+
 MIN_SIZE = 1024
 
 Environ = dict[str, Any]
@@ -27,6 +34,21 @@ def _error(start_response: StartResponse, status: str, code: str, message: str) 
     body = json.dumps({"error": code, "message": message, "details": {}}).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def _read_compressed(environ: Environ, max_length: int) -> bytes | None:
+    """The request body as sent (still compressed), or None when it is over ``max_length``."""
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    length = None if chunked else get_content_length(environ)
+    if length is not None:
+        return None if length > max_length else environ["wsgi.input"].read(length)
+    if not chunked or not environ.get("wsgi.input_terminated"):
+        return b""  # no length and not chunked: HTTP says the body is empty
+    stream, parts, size = environ["wsgi.input"], [], 0
+    while size <= max_length and (part := stream.read(min(65536, max_length + 1 - size))):
+        parts.append(part)
+        size += len(part)
+    return None if size > max_length else b"".join(parts)
 
 
 class Gzip:
@@ -50,11 +72,10 @@ class Gzip:
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("HTTP_CONTENT_ENCODING", "").lower() == "gzip":
-            limit = int(environ.get("CONTENT_LENGTH") or 0)
-            if limit > self.max_length:
+            raw = _read_compressed(environ, self.max_length)
+            if raw is None:
                 return self._refuse(environ, start_response, "413 Request Entity Too Large", "payload_too_large",
                                     "body too large")  # fmt: skip
-            raw = environ["wsgi.input"].read(limit)
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             try:
                 body = inflater.decompress(raw, self.max_length + 1)
@@ -67,6 +88,8 @@ class Gzip:
                 return self._refuse(environ, start_response, "400 Bad Request", "bad_request", "body is not valid gzip")
             environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
             environ.pop("HTTP_CONTENT_ENCODING", None)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)  # the inflated body has a length now
+            environ.pop("wsgi.input_terminated", None)
         if "gzip" not in environ.get("HTTP_ACCEPT_ENCODING", ""):
             return self.app(environ, start_response)
         captured: dict[str, Any] = {}

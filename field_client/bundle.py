@@ -32,6 +32,9 @@ class BundleReport:
 def verify_bundle(bundle: Any, *, pinned: RegistryHead | None = None) -> BundleReport:
     if not isinstance(bundle, dict) or not all(k in bundle for k in ("record", "changes", "certificates", "registry")):
         raise ValueError("not a provenance bundle (needs record, changes, certificates, registry)")
+    for key, kind in (("record", dict), ("changes", list), ("certificates", dict), ("registry", list)):
+        if not isinstance(bundle[key], kind):
+            raise ValueError(f"not a provenance bundle: {key} must be {'an object' if kind is dict else 'a list'}")
     record = bundle["record"]
     report = BundleReport(str(record.get("record_id")), str(record.get("collection")), str(record.get("agency")))
     try:
@@ -60,6 +63,9 @@ def verify_bundle(bundle: Any, *, pinned: RegistryHead | None = None) -> BundleR
         report.problems.append("no verified change builds this record")
         return report
     stated = record.get("values", {})
+    if not isinstance(stated, dict):
+        report.problems.append("the bundle's record values are not an object")
+        stated = {}
     for name, value in state.values().items():
         if name in stated and stated[name] != value:
             report.problems.append(f"field {name}: the bundle states {stated[name]!r}, its changes give {value!r}")

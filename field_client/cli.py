@@ -2,6 +2,8 @@
 
 Each command opens the replica, calls one library function and turns a
 domain error into one clear line on stderr with a non-zero exit status.
+
+The arguments' own checks and the one-line error rule are in field_client.arguments.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from crypto.errors import CryptoError
 from sync import SyncError
 
 from . import agent, edits, inputs, replica, state
+from .arguments import OneLineErrors, check_home, check_hub, check_token, first_missing, one_line
 from .bundle import verify_bundle
 from .device import Device, enroll_into
 from .errors import ClientError, EditRefused
-from .huburl import check_hub_url
 from .transport import HubClient
 
 COLLECTION_OF = {"resource": "resources", "contact": "contacts", "reservation": "reservations"}
@@ -69,9 +71,12 @@ def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except EditRefused as exc:
-            raise click.ClickException(describe(exc)) from None
+            raise click.ClickException(one_line(describe(exc))) from None
         except (ClientError, SyncError, CryptoError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(one_line(str(exc))) from None
+        except OSError as exc:  # the home folder or a file named on the command line: unreadable, full disk...
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(one_line(f"{where}{exc.strerror or exc}")) from None
 
     return wrapper
 
@@ -85,10 +90,11 @@ def opened(ctx: click.Context) -> Iterator[Device]:
         rep.close()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     default=default_home,
+    callback=check_home,
     show_default="$FIELDSYNC_HOME or ~/.fieldsync",
     help="Folder of this laptop's encrypted replica.",
 )
@@ -99,8 +105,8 @@ def main(ctx: click.Context, home: str) -> None:
 
 
 @main.command()
-@click.option("--hub", required=True, help="Hub address, e.g. https://hub.example.org")
-@click.option("--token", required=True, help="One-time enrollment token from your administrator.")
+@click.option("--hub", required=True, callback=check_hub, help="Hub address, e.g. https://hub.example.org")
+@click.option("--token", required=True, callback=check_token, help="One-time enrollment token from your administrator.")
 @click.pass_context
 @clear_errors
 def enroll(ctx: click.Context, hub: str, token: str) -> None:
@@ -108,10 +114,9 @@ def enroll(ctx: click.Context, hub: str, token: str) -> None:
     home = ctx.obj["home"]
     if replica.exists(home):
         raise click.ClickException(f"this laptop is already enrolled (replica in {home})")
-    hub = check_hub_url(hub)
     secret = passphrase(confirm=True)
     key = SigningKey.generate()
-    created = not Path(home).exists()
+    created = first_missing(Path(home))  # what a failed enrollment must take away again, parents included
     try:
         # the replica first: a passphrase it refuses must not spend the one-time token at the hub
         with replica.Replica.create(home, secret) as rep:
@@ -120,8 +125,8 @@ def enroll(ctx: click.Context, hub: str, token: str) -> None:
     except BaseException:
         for name in (replica.DB_NAME, replica.HEADER_NAME, replica.DB_NAME + "-wal", replica.DB_NAME + "-shm"):
             Path(home, name).unlink(missing_ok=True)
-        if created:
-            shutil.rmtree(home, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
     click.echo(f"enrolled as {answer['officer']} of {answer['agency']}; device {answer['device_id']}")
 
@@ -132,7 +137,7 @@ def _coerce(collection: str, assignments: tuple[str, ...], clear: tuple[str, ...
     for item in assignments:
         name, sep, text = item.partition("=")
         if not sep:
-            raise EditRefused(f"--set takes FIELD=VALUE, got {item!r}")
+            raise EditRefused(f"--set takes FIELD=VALUE, got {inputs.shown(item)}")
         texts[name] = text
     values = inputs.parse_texts(collection, texts)
     for name in clear:
@@ -398,21 +403,20 @@ def verify(bundle_path: str, as_json: bool) -> None:
     """Verify a provenance bundle offline: who wrote each value, and that nothing was altered."""
     try:
         bundle = json.loads(Path(bundle_path).read_text())
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot read {bundle_path}: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        raise click.ClickException(f"cannot read {bundle_path}: {type(exc).__name__}: {exc}") from None
     report = verify_bundle(bundle)
     if as_json:
         click.echo(json.dumps({"ok": report.ok, **report.__dict__}, indent=2))
-    else:
-        click.echo(f"{report.collection} {report.record_id} (agency {report.agency}): {report.changes} changes")
+    if not report.ok:  # nothing of an unverified bundle is shown as if it were a finding
+        problems = "; ".join(f"FAILED: {problem}" for problem in report.problems)
+        raise click.ClickException(f"bundle does NOT verify ({len(report.problems)} problem(s)): {problems}")
+    if not as_json:
+        esc = inputs.escape_controls  # a bundle is a file from elsewhere: nothing in it drives the terminal
+        click.echo(esc(f"{report.collection} {report.record_id} (agency {report.agency}): {report.changes} changes"))
         for f in report.fields:
             value = "(withheld)" if f["withheld"] else f["value"]
-            click.echo(f"  {f['field']} = {value!r}  by {f['written_by']}, device {f['device']}, at {f['hlc']}")
-    if not report.ok:
-        for problem in report.problems:
-            click.echo(f"FAILED: {problem}", err=True)
-        raise click.ClickException(f"bundle does NOT verify ({len(report.problems)} problem(s))")
-    if not as_json:
+            click.echo(esc(f"  {f['field']} = {value!r}  by {f['written_by']}, device {f['device']}, at {f['hlc']}"))
         click.echo("bundle verifies: every change is signed by a certified device of its agency")
 
 

@@ -12,26 +12,37 @@ Rules this module owns:
   write.
 - Reservations: booking one's own agency's resource is approved at once;
   booking another agency's starts as ``requested``.
+- A record id that is not a UUID4 (lower-case, as every replica writes them)
+  is refused as such before it is looked up.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any
 
 from sync import ValidationError, make_change, validate_values
+from sync.schemas import UUID_RE
 
 from . import state
 from .device import Device
 from .errors import EditRefused, RecordNotFound
 
 DEFAULTS = {"resources": {"status": "available"}}
+RECORD_ID = re.compile(UUID_RE)
+
+
+def _check_id(record_id: Any, field: str = "record_id") -> None:
+    if not isinstance(record_id, str) or not RECORD_ID.match(record_id):
+        raise EditRefused("invalid record id", {field: ["Not a record id (a lower-case UUID4)."]})
 
 
 def create(device: Device, collection: str, values: dict[str, Any]) -> dict[str, Any]:
     values = {**DEFAULTS.get(collection, {}), **values}
     if collection == "reservations":
+        _check_id(values.get("resource_id"), "resource_id")
         resource = state.get_record(device.replica, str(values.get("resource_id", "")))
         if resource is None or resource["collection"] != "resources" or resource["deleted"]:
             raise EditRefused("no such resource on this laptop", {"resource_id": ["No such resource."]})
@@ -50,6 +61,7 @@ def create(device: Device, collection: str, values: dict[str, Any]) -> dict[str,
 
 
 def update(device: Device, record_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    _check_id(record_id)
     current = state.get_record(device.replica, record_id)
     if current is None:
         raise RecordNotFound(record_id)
@@ -67,6 +79,7 @@ def update(device: Device, record_id: str, values: dict[str, Any]) -> dict[str, 
 
 
 def delete(device: Device, record_id: str) -> None:
+    _check_id(record_id)
     current = state.get_record(device.replica, record_id)
     if current is None:
         raise RecordNotFound(record_id)

@@ -9,6 +9,8 @@ Rules this module owns:
   :func:`field_client.edits.create` / :func:`~field_client.edits.update`,
   which call the sync/ schemas: this module only converts, it never accepts
   a value the schemas would refuse.
+- Numbers are written in ASCII digits (``12``, ``-3``, ``39.78``, ``1e3``):
+  not ``1_000``, ``١٢``, ``nan`` or ``inf``, which Python's own parsers take.
 - Text that cannot be converted raises :class:`EditRefused` with a message per
   field (all of them at once, so a form can show each beside its field), and
   nothing is written.
@@ -18,6 +20,8 @@ Rules this module owns:
   really changed (an untouched field can never make a conflict).
 - ``location.text`` / ``location.lat`` / ``location.lon`` (three inputs of a
   form) become one ``location`` object; all blank means no location.
+- A message quoting what was typed quotes at most :data:`SHOWN` characters of
+  it, escaped (:func:`shown`): a 3 MB paste is not echoed back whole.
 - Browsers' ``datetime-local`` inputs give ``2026-11-23T14:00`` in the
   laptop's own time zone; with ``local_times`` such text becomes the UTC time
   the schemas take (``2026-11-23T13:00:00Z`` in UTC+1). Text already in UTC
@@ -27,6 +31,7 @@ Rules this module owns:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -37,12 +42,47 @@ from sync.schemas import RECORD_SCHEMAS, UtcTime
 
 from .errors import EditRefused
 
+_INTEGER = re.compile(r"\A[+-]?[0-9]{1,18}\Z")
+_NUMBER = re.compile(r"\A[+-]?([0-9]{1,18}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?\Z")
+
+
+def _integer(text: str) -> int:
+    """ASCII digits only: not Python's int(), which also takes ``1_000``, ``١٢`` and surrounding blanks."""
+    if not _INTEGER.match(text):
+        raise ValueError(text)
+    return int(text)
+
+
+def _number(text: str) -> float:
+    """A plain decimal number: not ``nan``, ``inf``, ``1_0`` or other digits float() would take."""
+    if not _NUMBER.match(text):
+        raise ValueError(text)
+    return float(text)
+
+
 PARSERS: tuple[tuple[type, Callable[[str], Any], str], ...] = (
-    (mfields.Integer, int, "a whole number"),
-    (mfields.Float, float, "a number"),
+    (mfields.Integer, _integer, "a whole number"),
+    (mfields.Float, _number, "a number"),
     (mfields.Nested, json.loads, 'a JSON object like {"text": "HQ", "lat": 39.78, "lon": -89.65}'),
 )
 LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
+SHOWN = 60
+# what must not reach a terminal raw: C0/C1 controls, lone surrogates, bidi embeddings/overrides/isolates
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every control character, lone surrogate and bidi control written as an escape."""
+    return _INVISIBLE.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", text
+    )
+
+
+def shown(text: str, limit: int = SHOWN) -> str:
+    """What an error message quotes of typed ``text``: escaped, quoted, at most ``limit`` characters."""
+    cut = text if len(text) <= limit else text[:limit]
+    quoted = repr(escape_controls(cut)).replace("\\\\", "\\")
+    return quoted if len(text) <= limit else f"{quoted}... ({len(text)} characters)"
 
 
 def _field(collection: str, name: str) -> Any:
@@ -85,7 +125,9 @@ def parse_text(collection: str, name: str, text: str, *, local_times: bool = Fal
             try:
                 return parse(text)
             except ValueError:
-                raise ValueError(f"{text!r} is not {expected}.") from None
+                raise ValueError(f"{shown(text)} is not {expected}.") from None
+            except RecursionError:  # JSON nested thousands deep
+                raise ValueError(f"{shown(text)} is not {expected}.") from None
     return text
 
 

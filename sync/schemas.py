@@ -11,6 +11,14 @@ Rules this module owns:
 - ``validate_values(collection, values, creating=...)`` checks the fields a
   change sets: all required fields when a record is created, any subset later.
 - ``CHANGE`` validates a change envelope before its signature is checked.
+- Text fields hold text a person can read the same way everywhere: no control
+  characters (C0 but tab and newlines in the long free-text fields, DEL, C1;
+  NUL above all, which PostgreSQL cannot store), no lone surrogates (not
+  UTF-8, so not signable) and no bidi embedding, override or isolate controls
+  (U+202A-U+202E, U+2066-U+2069), which can make a name read differently from
+  what it holds ("Trojan Source"). Right-to-left scripts, combining marks,
+  emoji, any normalization form (NFC and NFD are kept as given, byte for byte)
+  are all fine.
 """
 
 from __future__ import annotations
@@ -35,8 +43,34 @@ CONTACT_ROLES = ("liaison", "point_of_contact", "commander", "other")
 RESERVATION_STATES = ("requested", "approved", "declined", "cancelled")
 COLLECTIONS = ("resources", "contacts", "reservations")
 
-_text = validate.Length(max=4000)
-_short = validate.Length(min=1, max=200)
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+_LINE_CONTROLS = re.compile(f"[\x00-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
+_TEXT_CONTROLS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff{_BIDI}]")
+
+
+class PlainText(validate.Validator):
+    """Refuse control characters, lone surrogates and bidi controls (see the rules above)."""
+
+    def __init__(self, *, multiline: bool) -> None:
+        self.pattern = _TEXT_CONTROLS if multiline else _LINE_CONTROLS
+
+    def __call__(self, value: str) -> str:
+        found = self.pattern.search(value)
+        if found:
+            char = ord(found.group())
+            kind = (
+                "a lone surrogate"
+                if 0xD800 <= char <= 0xDFFF
+                else "a bidi control"
+                if char >= 0x2000
+                else "a control character"
+            )
+            raise MarshmallowError(f"Must not contain {kind} (U+{char:04X} at position {found.start()}).")
+        return value
+
+
+_text = [validate.Length(max=4000), PlainText(multiline=True)]
+_short = [validate.Length(min=1, max=200), PlainText(multiline=False)]
 
 
 def _uuid(**kw: Any) -> fields.String:
@@ -124,7 +158,7 @@ class ContactSchema(_Strict):
     phone = fields.String(
         validate=validate.Regexp(r"\A\+?[0-9 ().-]{3,40}\Z", error="Not a phone number."), allow_none=True
     )
-    email = fields.Email(validate=validate.Length(max=254), allow_none=True)
+    email = fields.Email(validate=[validate.Length(max=254), PlainText(multiline=False)], allow_none=True)
     radio = fields.String(validate=_short, allow_none=True)
     jurisdiction = fields.String(validate=_short, allow_none=True)
     notes = fields.String(validate=_text, allow_none=True)

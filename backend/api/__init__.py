@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -10,17 +11,19 @@ from marshmallow import Schema
 from marshmallow import ValidationError as MarshmallowError
 
 from crypto import format_time
+from sync.schemas import UUID_RE
 
 from .. import enroll as enrollment
-from .. import keystore, provenance, pull, push
+from .. import audit, keystore, provenance, pull, push
 from ..db import db
-from ..errors import BadRequest, HubError, Unprocessable
-from . import schemas
+from ..errors import BadRequest, HubError, NotFound, Unprocessable
+from . import schemas, text
 from .auth import authenticate, refuse
 from .spec import build_spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 HUB_TIME_HEADER = "X-Fieldsync-Hub-Time"
+UUID = re.compile(UUID_RE)
 
 
 @bp.after_request
@@ -37,6 +40,10 @@ def _body(schema: Schema) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the request body is not valid JSON") from None
+    where = text.unstorable(data)
+    if where is not None:
+        # the key of the place is made storable too: it goes back in the error's details
+        raise Unprocessable("the request does not match its schema", details={text.safe(where): [text.MESSAGE]})
     try:
         return schema.load(data)  # type: ignore[no-any-return]
     except MarshmallowError as exc:
@@ -86,6 +93,13 @@ def registry() -> Any:
 @bp.get("/records/<record_id>/provenance")
 def record_provenance(record_id: str) -> Any:
     device = authenticate()
+    if not UUID.match(record_id):  # nothing to look up (record ids are UUID4), nothing unstorable kept
+        refused = NotFound(f"no record {text.safe(record_id)}")
+        audit.refused(
+            "provenance.read", actor=f"device:{device.id}", agency=device.agency,
+            object=text.safe(record_id), reason="not a record id",
+        )  # fmt: skip
+        raise refused
     return jsonify(provenance.bundle(record_id, reader=device.agency, actor=f"device:{device.id}"))
 
 

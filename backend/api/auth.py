@@ -11,6 +11,9 @@ Rules this module owns:
   request's times), and every API answer carries the hub's time
   (``X-Fieldsync-Hub-Time``), so a laptop whose clock is off re-signs in hub
   time; the window itself is never widened.
+- A device id or nonce that is not 1-64 (nonce: 8-64) ASCII letters, digits
+  or ``- _ . :`` is refused (401) before any lookup: nothing unstorable (NUL)
+  reaches the database.
 - Refused with 403: a revoked or quarantined device, at once.
 - Refused with 413: a body over ``MAX_CONTENT_LENGTH`` from a known device
   (it cannot be verified without reading it; the claimed device is named),
@@ -23,6 +26,7 @@ Rules this module owns:
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -40,6 +44,7 @@ from ..keystore import now
 from ..models import Device, Nonce
 
 logger = logging.getLogger("fieldsync.hub")
+HEADER_TEXT = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")  # device ids and nonces: plain ASCII, storable anywhere
 
 
 def signed_path() -> str:
@@ -71,6 +76,8 @@ def authenticate() -> Device:
     device_id = request.headers.get("X-Fieldsync-Device")
     if not device_id:
         raise _refuse(Unauthorized("request is not signed by a device"), None)
+    if not HEADER_TEXT.match(device_id):  # not an id the hub issued: nothing to look up, nothing unstorable kept
+        raise _refuse(Unauthorized("unknown device"), ascii(device_id)[:80])
     dev = db.session.get(Device, device_id)
     if dev is None:
         raise _refuse(Unauthorized("unknown device"), device_id)
@@ -108,8 +115,8 @@ def authenticate() -> Device:
         raise _refuse(Forbidden(f"device {dev.id} was revoked: {dev.status_reason}"), device_id, dev.agency)
     if dev.status != "active":
         raise _refuse(Forbidden(f"device {dev.id} is {dev.status}: {dev.status_reason}"), device_id, dev.agency)
-    if not 8 <= len(signed.nonce) <= 64:
-        raise _refuse(Unauthorized("request nonce must be 8 to 64 characters"), device_id, dev.agency)
+    if not 8 <= len(signed.nonce) <= 64 or not HEADER_TEXT.match(signed.nonce):
+        raise _refuse(Unauthorized("request nonce must be 8 to 64 letters, digits or - _ . :"), device_id, dev.agency)
     try:
         with db.session.begin_nested():
             db.session.add(Nonce(device=dev.id, nonce=signed.nonce, seen_at=moment))

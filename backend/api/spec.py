@@ -12,6 +12,9 @@ from sync.schemas import ChangeSchema
 from . import schemas as s
 
 SIGNED = [{"deviceSignature": []}]
+# Any request may carry a body declared gzip (backend/compression.py answers before any route):
+# 400 when it is not gzip, 413 when it is larger than allowed, compressed or inflated.
+BODY = (400, 413)
 
 
 def _json(schema: str) -> dict[str, Any]:
@@ -113,7 +116,7 @@ def build_spec() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {"description": "changes, certificates, next cursor, checkpoint", **_json("PullResponse")},
-                    **_errors(400, 401, 403, 409, 422),
+                    **_errors(400, 401, 403, 409, 413, 422),
                 },
             }
         },
@@ -123,7 +126,10 @@ def build_spec() -> dict[str, Any]:
         operations={
             "get": {
                 "summary": "The key registry: agency keys, rotations, revocations, hub key",
-                "responses": {"200": {"description": "registry entries", **_json("RegistryResponse")}},
+                "responses": {
+                    "200": {"description": "registry entries", **_json("RegistryResponse")},
+                    **_errors(*BODY),
+                },
             }
         },
     )
@@ -134,7 +140,10 @@ def build_spec() -> dict[str, Any]:
                 "summary": "Provenance bundle of one record, verifiable offline with `fieldsync verify`",
                 "security": SIGNED,
                 "parameters": [{"name": "record_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "bundle", **_json("Provenance")}, **_errors(401, 403, 404)},
+                "responses": {
+                    "200": {"description": "bundle", **_json("Provenance")},
+                    **_errors(*BODY, 401, 403, 404),
+                },
             }
         },
     )
@@ -146,6 +155,7 @@ def build_spec() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "healthy", **_json("Health")},
                     "503": {"description": "database unreachable", **_json("Health")},
+                    **_errors(*BODY),
                 },
             }
         },

@@ -57,9 +57,10 @@ def test_enroll_refuses_plain_http_to_another_machine_before_anything_is_written
     home = tmp_path / "laptop"
     env = {"FIELDSYNC_HOME": str(home), "FIELDSYNC_PASSPHRASE": "a long enough passphrase"}
     result = CliRunner(env=env).invoke(main, ["enroll", "--hub", "http://hub.example.org", "--token", "t"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # a usage error: the option's value
     assert result.stderr.strip().splitlines() == [
-        "Error: the hub address must start with https:// (hub.example.org is not this machine; "
-        "plain http is accepted only for a hub on localhost, 127.0.0.1 or ::1)"
+        "Error: Invalid value for '--hub': the hub address must start with https:// (hub.example.org is not "
+        "this machine; plain http is accepted only for a hub on localhost, 127.0.0.1 or ::1) "
+        "(see 'main enroll --help')"
     ]
     assert not home.exists()

@@ -336,3 +336,37 @@ def test_an_update_in_a_change_is_checked_as_partial() -> None:
     created = device.create("reservations", {**RESERVATION, "resource_id": rid})
     wire = dict(device.edit(created.record_id, {"state": "approved"}).wire)
     assert validate_change(wire) is wire
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "kind"),
+    [
+        ("name", "Unit\x0012", "control character (U+0000"),  # PostgreSQL cannot store NUL
+        ("name", "Unit\t12", "control character (U+0009"),  # no tab or line break in a short field
+        ("name", "Unit\n12", "control character (U+000A"),
+        ("name", "Unit\x1b[2J", "control character (U+001B"),  # a terminal escape
+        ("name", "Unit\x85", "control character (U+0085"),  # C1
+        ("name", "Unit\ud800", "lone surrogate (U+D800"),  # not UTF-8, cannot be signed
+        ("name", "Unit \u202e21", "bidi control (U+202E"),  # reads "Unit 12"
+        ("name", "\u2066Unit\u2069", "bidi control (U+2066"),
+        ("notes", "ok\nbut\x07bell", "control character (U+0007"),
+        ("notes", "\u202bembedded", "bidi control (U+202B"),
+    ],
+)
+def test_text_that_would_not_read_as_it_holds_is_refused(field: str, text: str, kind: str) -> None:
+    messages = errors("resources", {field: text}, creating=False)
+    assert list(messages) == [field] and kind in messages[field][0], messages
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"notes": "line one\nline two\r\n\ttabbed"},  # long free text keeps its lines and tabs
+        {"name": "שלום مرحبا"},  # right-to-left scripts
+        {"name": "Unit \u200f12\u200e"},  # RLM/LRM marks are text, not overrides
+        {"name": "e\u0301 é"},  # NFD and NFC side by side
+        {"name": "🚓 👮🏽\u200d♀️"},  # emoji with a zero-width joiner
+    ],
+)
+def test_readable_text_in_any_script_is_accepted_as_given(values: dict[str, Any]) -> None:
+    assert validate_values("resources", dict(values), creating=False) == values
