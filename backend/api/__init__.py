@@ -13,8 +13,8 @@ from marshmallow import ValidationError as MarshmallowError
 from crypto import format_time
 from sync.schemas import UUID_RE
 
-from .. import enroll as enrollment
 from .. import audit, keystore, provenance, pull, push
+from .. import enroll as enrollment
 from ..db import db
 from ..errors import BadRequest, HubError, NotFound, Unprocessable
 from . import schemas, text

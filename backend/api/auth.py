@@ -42,6 +42,7 @@ from ..db import db
 from ..errors import Forbidden, HubError, PayloadTooLarge, Unauthorized
 from ..keystore import now
 from ..models import Device, Nonce
+from . import text
 
 logger = logging.getLogger("fieldsync.hub")
 HEADER_TEXT = re.compile(r"\A[A-Za-z0-9_.:-]{1,64}\Z")  # device ids and nonces: plain ASCII, storable anywhere
@@ -77,7 +78,7 @@ def authenticate() -> Device:
     if not device_id:
         raise _refuse(Unauthorized("request is not signed by a device"), None)
     if not HEADER_TEXT.match(device_id):  # not an id the hub issued: nothing to look up, nothing unstorable kept
-        raise _refuse(Unauthorized("unknown device"), ascii(device_id)[:80])
+        raise _refuse(Unauthorized("unknown device"), text.safe(device_id))  # the audit entry clips it
     dev = db.session.get(Device, device_id)
     if dev is None:
         raise _refuse(Unauthorized("unknown device"), device_id)
