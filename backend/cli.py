@@ -346,6 +346,29 @@ def audit_verify() -> None:
     click.echo(f"audit log intact: {report.size} entries")
 
 
+# -- the change log ------------------------------------------------------------
+@main.group("log")
+def log_group() -> None:
+    """The change log that laptops pull, and its signed head."""
+
+
+@log_group.command("head")
+@click.option("--json", "as_json", is_flag=True)
+@hub_command
+def log_head(as_json: bool) -> None:
+    """The log's size and head hash, as the hub signs them in every checkpoint.
+
+    After a restore from backup (or a move) laptops that saw a longer or another history stop
+    with ROLLBACK or FORK; read these values here, on the hub itself, and give them to each
+    officer for `fieldsync accept-hub --size N --head HEAD`."""
+    head = db.session.get(LogHead, 1)
+    size, value = (head.size, head.head) if head is not None else (0, None)
+    if as_json:
+        click.echo(json.dumps({"size": size, "head": value}))
+    else:
+        click.echo(f"size {size} head {value}")
+
+
 # -- scheduled jobs -----------------------------------------------------------
 @main.group("jobs")
 def jobs_group() -> None:

@@ -8,7 +8,9 @@
     ├── ReplicaError     the local replica cannot be used as asked
     │   ├── WrongPassphrase
     │   ├── NotEnrolled / AlreadyEnrolled
-    │   └── ReplicaDamaged   corrupt file, or a replica older than one already seen
+    │   ├── ReplicaDamaged   corrupt file, or a replica older than one already seen
+    │   ├── HighWaterInvalid the high-water mark beside the replica fails its MAC or names another device
+    │   └── FeedClosed       this laptop may not sign again (restored replica, burned seqs): re-enroll
     ├── HubUntrusted     the hub showed a rolled-back or forked history: stop, alert
     ├── RecordNotFound
     └── EditRefused      a local edit that fails validation (``messages``: field -> errors)
@@ -56,6 +58,15 @@ class AlreadyEnrolled(ReplicaError):
 
 class ReplicaDamaged(ReplicaError):
     pass
+
+
+class HighWaterInvalid(ReplicaError):
+    pass
+
+
+class FeedClosed(ReplicaError):
+    """The laptop must not sign a new change: its replica is older than its high-water mark and
+    has not been resynced yet, or seqs it signed on a newer copy are lost (burned)."""
 
 
 class RecordNotFound(ClientError):

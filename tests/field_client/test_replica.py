@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crypto import FAST, INTERACTIVE, b64d
-from field_client import agent, edits, replica, state
+from field_client import agent, edits, highwater, replica, state
 from field_client.device import Device
 from field_client.errors import (
     AlreadyEnrolled,
@@ -252,7 +252,7 @@ def test_nothing_readable_reaches_the_disk(laptop: MakeLaptop, tmp_path: Path, m
     home = kim.home
     assert (home / f"{DB_NAME}-wal").exists() and (home / f"{DB_NAME}-wal").stat().st_size > 0
     names = {p.name for p in home.iterdir()}
-    assert names <= {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", HEADER_NAME}, names
+    assert names <= {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", HEADER_NAME, highwater.NAME}, names
     assert leaks(home, secrets) == []
     assert leaks(lee.home, secrets) == []
     assert leaks(sqlite_tmp, secrets) == []
