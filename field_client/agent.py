@@ -429,14 +429,14 @@ def status(device: Device) -> dict[str, Any]:
         "hub_resets": replica.get("hub_resets", []),
         "restored": replica.get("restored"),
         "feed_burned": replica.get("feed_burned"),
-        "feed_closed": _feed_closed(device),
+        "feed_closed": feed_closed(device),
         "set_aside": replica.rows(
             "SELECT seq, change_id, record_id, reason, wire FROM outbox WHERE status = 'set_aside' ORDER BY seq"
         ),
     }
 
 
-def _feed_closed(device: Device) -> str | None:
+def feed_closed(device: Device) -> str | None:
     """Why this laptop may not sign a new change now, or None."""
     try:
         device.check_can_sign()

@@ -85,7 +85,11 @@ def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def opened(ctx: click.Context) -> Iterator[Device]:
     rep = replica.Replica.open(ctx.obj["home"], passphrase())
     try:
-        yield Device(rep)
+        device = Device(rep)
+        closed = agent.feed_closed(device)
+        if closed and ctx.info_name not in ("sync", "status", "add", "update", "delete"):  # these say it themselves
+            click.echo(f"WARNING: {closed}", err=True)
+        yield device
     finally:
         rep.close()
 

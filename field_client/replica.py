@@ -39,7 +39,7 @@ import sqlcipher3
 from crypto import INTERACTIVE, CryptoError, KdfCost, b64d, b64e
 from crypto.sealed import derive_key
 
-from .errors import AlreadyEnrolled, NotEnrolled, ReplicaDamaged, WrongPassphrase
+from .errors import AlreadyEnrolled, NotEnrolled, ReplicaDamaged, ReplicaError, WrongPassphrase
 
 DB_NAME = "replica.db"
 HEADER_NAME = "replica.json"
@@ -96,10 +96,36 @@ def _key_check(key: bytes) -> str:
 
 
 def _damaged(home: Path, what: str) -> str:
+    first = " ".join(line.strip("* ") for line in what.strip().splitlines()[:2] if line.strip("* "))[:200]
     return (
-        f"the replica file {home / DB_NAME} is damaged ({what}); it was not used and nothing was written. "
-        "Keep the folder as it is for recovery and tell your administrator."
+        f"the replica file {home / DB_NAME} is damaged ({first}); it was not used and nothing was written. "
+        "Keep the folder as it is for recovery, run `fieldsync check` for details and tell your administrator."
     )
+
+
+def _sidecars(folder: Path) -> set[Path]:
+    return {p for p in (folder / f"{DB_NAME}-wal", folder / f"{DB_NAME}-shm") if p.exists()}
+
+
+def _drop_new_sidecars(folder: Path, before: set[Path]) -> None:
+    """After a refused open: remove the empty -wal/-shm files that opening created, so the
+    folder is left exactly as it was found (a -wal that holds frames is never touched)."""
+    wal = folder / f"{DB_NAME}-wal"
+    if wal not in before and wal.exists() and wal.stat().st_size == 0:
+        wal.unlink()
+        shm = folder / f"{DB_NAME}-shm"
+        if shm not in before:
+            shm.unlink(missing_ok=True)
+
+
+def _keyed(conn: sqlcipher3.Connection, key: bytes) -> sqlcipher3.Connection:
+    """Every connection the client opens goes through here: the raw key, SQLCipher's wiping of
+    freed memory, and temporary tables and sorts kept in memory (never a clear temp file)."""
+    conn.execute("PRAGMA cipher_log_level = NONE")
+    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    conn.execute("PRAGMA cipher_memory_security = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")  # needs no read of the file: safe before the key is checked
+    return conn
 
 
 def check(home: str | os.PathLike[str], passphrase: str) -> dict[str, Any]:
@@ -121,24 +147,23 @@ def check(home: str | os.PathLike[str], passphrase: str) -> dict[str, Any]:
         raise ReplicaDamaged(f"{_header_path(folder)} is missing or damaged ({exc})") from None
     if isinstance(expected, str) and not hmac.compare_digest(expected, _key_check(key)):
         raise WrongPassphrase("wrong passphrase")
-    conn = sqlcipher3.connect(f"file:{folder / DB_NAME}?mode=ro", uri=True, isolation_level=None)
+    before = _sidecars(folder)
+    conn = _keyed(sqlcipher3.connect(f"file:{folder / DB_NAME}?mode=ro", uri=True, isolation_level=None), key)
     problems: list[str] = []
     pages = 0
     try:
-        conn.execute("PRAGMA cipher_log_level = NONE")
-        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
-        conn.execute("PRAGMA cipher_memory_security = ON")
-        conn.execute("PRAGMA temp_store = MEMORY")
         try:
             pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
             problems += [str(row[0]) for row in conn.execute("PRAGMA cipher_integrity_check").fetchall()]
-            problems += [str(r[0]) for r in conn.execute("PRAGMA integrity_check").fetchall() if r[0] != "ok"]
+            for (text,) in conn.execute("PRAGMA integrity_check(20)").fetchall():
+                problems += [line.strip("* ") for line in str(text).splitlines() if line.strip("* ") not in ("", "ok")]
         except sqlcipher3.DatabaseError as exc:
             if not isinstance(expected, str) and not problems:
                 raise WrongPassphrase("wrong passphrase (or the replica file is damaged)") from None
             problems.append(str(exc))
     finally:
         conn.close()
+        _drop_new_sidecars(folder, before)
     return {"ok": not problems, "pages": pages, "problems": problems}
 
 
@@ -198,27 +223,28 @@ class Replica:
             raise ReplicaDamaged(f"{_header_path(folder)} is missing or damaged ({exc})") from None
         if isinstance(check, str) and not hmac.compare_digest(check, _key_check(key)):
             raise WrongPassphrase("wrong passphrase")
+        before = _sidecars(folder)
         replica = cls._connect(folder, key)
         try:
-            replica.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlcipher3.DatabaseError as exc:
-            replica.conn.close()
-            if isinstance(check, str):  # the passphrase is right: the file is not
-                raise ReplicaDamaged(_damaged(folder, f"its first page cannot be read: {exc}")) from None
-            raise WrongPassphrase("wrong passphrase (or the replica file is damaged)") from None
-        replica._check_integrity()
+            try:
+                replica.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlcipher3.DatabaseError as exc:
+                replica.conn.close()
+                if isinstance(check, str):  # the passphrase is right: the file is not
+                    raise ReplicaDamaged(_damaged(folder, f"its first page cannot be read: {exc}")) from None
+                raise WrongPassphrase("wrong passphrase (or the replica file is damaged)") from None
+            replica._check_integrity()
+        except ReplicaError:
+            _drop_new_sidecars(folder, before)
+            raise
         replica._migrate()
         return replica
 
     @classmethod
     def _connect(cls, folder: Path, key: bytes) -> Replica:
         conn = sqlcipher3.connect(str(folder / DB_NAME), isolation_level=None, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA cipher_log_level = NONE")
-        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
-        conn.execute("PRAGMA cipher_memory_security = ON")
-        replica = cls(folder, conn, key)
+        replica = cls(folder, _keyed(conn, key), key)
         try:
-            conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA secure_delete = ON")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlcipher3.DatabaseError:
