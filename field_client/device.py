@@ -28,7 +28,7 @@ from sync import Clock, Verifier
 from sync.hlc import DEFAULT_MAX_DRIFT_MS
 
 from . import highwater
-from .errors import ClientError, FeedClosed, NotEnrolled
+from .errors import ClientError, FeedClosed, HighWaterInvalid, NotEnrolled
 from .replica import Replica
 
 
@@ -128,7 +128,10 @@ class Device:
                 "two different changes under one number. Reads and pulls still work; ask your administrator "
                 "to revoke this device and re-enroll the laptop for new edits."
             )
-        mark = self.mark()
+        try:
+            mark = self.mark()
+        except HighWaterInvalid as exc:
+            raise FeedClosed(str(exc)) from None
         seq = int(self.replica.get("seq", 0))
         if mark is not None and mark.seq > seq:
             raise FeedClosed(

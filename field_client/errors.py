@@ -9,11 +9,12 @@
     │   ├── WrongPassphrase
     │   ├── NotEnrolled / AlreadyEnrolled
     │   ├── ReplicaDamaged   corrupt file, or a replica older than one already seen
-    │   ├── HighWaterInvalid the high-water mark beside the replica fails its MAC or names another device
-    │   └── FeedClosed       this laptop may not sign again (restored replica, burned seqs): re-enroll
+    │   └── HighWaterInvalid the high-water mark beside the replica fails its MAC or names another device
     ├── HubUntrusted     the hub showed a rolled-back or forked history: stop, alert
     ├── RecordNotFound
     └── EditRefused      a local edit that fails validation (``messages``: field -> errors)
+        └── FeedClosed   the laptop may not sign now (restored replica not yet resynced, burned seqs,
+                         a tampered high-water mark)
 
 ``HubRefused`` carries ``status``, ``code``, ``message`` and ``details`` from the
 hub's JSON error envelope.
@@ -64,11 +65,6 @@ class HighWaterInvalid(ReplicaError):
     pass
 
 
-class FeedClosed(ReplicaError):
-    """The laptop must not sign a new change: its replica is older than its high-water mark and
-    has not been resynced yet, or seqs it signed on a newer copy are lost (burned)."""
-
-
 class RecordNotFound(ClientError):
     def __init__(self, record_id: str) -> None:
         super().__init__(f"no record {record_id} on this laptop")
@@ -81,6 +77,11 @@ class EditRefused(ClientError):
     def __init__(self, message: str, messages: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.messages = messages or {}
+
+
+class FeedClosed(EditRefused):
+    """The laptop must not sign a new change: its replica is older than its high-water mark and
+    has not been resynced yet, or seqs it signed on a newer copy are lost (burned)."""
 
 
 class HubUntrusted(ClientError):

@@ -204,3 +204,18 @@ def test_seqs_signed_after_the_backup_and_never_pushed_are_burned(hub: Hub, lapt
     assert lee.sync().pushed == 0  # later syncs stay read-only and still pull
     [dev] = rows(hub.app, HubDevice, HubDevice.id == lee.device.device_id)
     assert (dev.status, dev.feed_seq) == ("active", 1)
+
+
+@sqlite_only
+def test_a_tampered_mark_stops_edits_and_sync(hub: Hub, laptop: MakeLaptop) -> None:
+    lee = laptop()
+    edits.create(lee.device, "resources", dict(VEHICLE))
+    edits.create(lee.device, "resources", dict(VEHICLE))
+    target = lee.home / highwater.NAME
+    target.write_text(json.dumps({**json.loads(target.read_text()), "seq": 0}))  # lowered without the key
+    with pytest.raises(FeedClosed, match="fails its MAC"):
+        edits.create(lee.device, "resources", dict(VEHICLE))
+    with pytest.raises(HighWaterInvalid, match="fails its MAC"):
+        lee.sync()
+    assert rows(hub.app, FeedLink) == [] and lee.count("outbox") == 2
+    assert "fails its MAC" in agent.status(lee.device)["last_sync_error"]
