@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from field_client import state
+from field_client import highwater, state
 from field_client.replica import DB_NAME, Replica
 
 from .conftest import MakeLaptop
@@ -98,6 +98,9 @@ def test_a_writer_killed_mid_transaction_leaves_nothing_readable(
         assert names == [f"committed unit {i}" for i in range(5)]
         assert rep.conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 5
         assert not any(CANARY in n for n in names)
+        # the high-water mark follows commits only: the killed transaction's 300 seqs never reached it
+        mark = highwater.read(home, rep.mac_key, rep.get("device_id"))
+        assert mark is not None and mark.seq == rep.get("seq") == 5 and mark.hash == rep.get("prev")
     assert leaks(home, secrets) == []  # and recovery wrote nothing readable either
 
 
