@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from . import agencies, agreements, audit, create_app, enroll, jobs, keystore, schema, users
 from .db import db
 from .errors import HubError, NotFound, Unprocessable
-from .models import Agency, AgencyKey, Agreement, Device, HubKey, LogHead
+from .models import Agency, AgencyKey, Agreement, Device, Equivocation, HubKey, LogHead
 
 ACTOR = f"cli:{getpass.getuser()}"
 
@@ -224,6 +224,29 @@ def device_list(agency_code: str | None, as_json: bool) -> None:
         for d in db.session.scalars(query)
     ]
     _emit(rows, as_json, ["id", "agency", "officer", "status", "feed_seq", "last_seen_at"])
+
+
+@device.command("proof")
+@click.argument("device_id")
+@hub_command
+def device_proof(device_id: str) -> None:
+    """The proof a device was quarantined on: both signed changes at each seq where it equivocated
+    (JSON, verifiable offline: each change carries its signature)."""
+    if db.session.get(Device, device_id) is None:
+        raise NotFound(f"no device {device_id}")
+    found = db.session.scalars(
+        select(Equivocation).where(Equivocation.device == device_id).order_by(Equivocation.id)
+    ).all()
+    proof = [
+        {
+            "seq": e.seq,
+            "detected_at": keystore.as_utc(e.detected_at).isoformat(),
+            "held": e.held,
+            "offered": e.offered,
+        }
+        for e in found
+    ]
+    click.echo(json.dumps(proof, indent=2))
 
 
 # -- agreements -------------------------------------------------------------

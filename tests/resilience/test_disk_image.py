@@ -52,6 +52,8 @@ def test_two_copies_of_one_laptop_get_the_device_quarantined_with_both_changes_k
     assert hub.admin("audit", "verify").returncode == 0
     listed = {d["id"]: d["status"] for d in json.loads(hub.admin("device", "list", "--json").stdout)}
     assert listed[lee.device_id] == "quarantined"
+    [shown] = json.loads(hub.admin("device", "proof", lee.device_id).stdout)  # the administrator's copy
+    assert (shown["seq"], shown["held"], shown["offered"]) == (2, held, offered)
 
     # The first copy's accepted change is kept and merged; the second's never merged.
     [record] = [r for r in hub.records() if r["record_id"] == vehicle]
