@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from . import agencies, agreements, audit, create_app, enroll, jobs, keystore, schema, users
 from .db import db
 from .errors import HubError, NotFound, Unprocessable
-from .models import Agency, AgencyKey, Agreement, Device, HubKey, LogHead
+from .models import Agency, AgencyKey, Agreement, Device, Equivocation, HubKey, LogHead
 
 ACTOR = f"cli:{getpass.getuser()}"
 
@@ -226,6 +226,29 @@ def device_list(agency_code: str | None, as_json: bool) -> None:
     _emit(rows, as_json, ["id", "agency", "officer", "status", "feed_seq", "last_seen_at"])
 
 
+@device.command("proof")
+@click.argument("device_id")
+@hub_command
+def device_proof(device_id: str) -> None:
+    """The proof a device was quarantined on: both signed changes at each seq where it equivocated
+    (JSON, verifiable offline: each change carries its signature)."""
+    if db.session.get(Device, device_id) is None:
+        raise NotFound(f"no device {device_id}")
+    found = db.session.scalars(
+        select(Equivocation).where(Equivocation.device == device_id).order_by(Equivocation.id)
+    ).all()
+    proof = [
+        {
+            "seq": e.seq,
+            "detected_at": keystore.as_utc(e.detected_at).isoformat(),
+            "held": e.held,
+            "offered": e.offered,
+        }
+        for e in found
+    ]
+    click.echo(json.dumps(proof, indent=2))
+
+
 # -- agreements -------------------------------------------------------------
 @main.group()
 def agreement() -> None:
@@ -344,6 +367,29 @@ def audit_verify() -> None:
             click.echo(problem, err=True)
         raise HubError(f"audit log is NOT intact: {len(report.problems)} problem(s) in {report.size} entries")
     click.echo(f"audit log intact: {report.size} entries")
+
+
+# -- the change log ------------------------------------------------------------
+@main.group("log")
+def log_group() -> None:
+    """The change log that laptops pull, and its signed head."""
+
+
+@log_group.command("head")
+@click.option("--json", "as_json", is_flag=True)
+@hub_command
+def log_head(as_json: bool) -> None:
+    """The log's size and head hash, as the hub signs them in every checkpoint.
+
+    After a restore from backup (or a move) laptops that saw a longer or another history stop
+    with ROLLBACK or FORK; read these values here, on the hub itself, and give them to each
+    officer for `fieldsync accept-hub --size N --head HEAD`."""
+    head = db.session.get(LogHead, 1)
+    size, value = (head.size, head.head) if head is not None else (0, None)
+    if as_json:
+        click.echo(json.dumps({"size": size, "head": value}))
+    else:
+        click.echo(f"size {size} head {value}")
 
 
 # -- scheduled jobs -----------------------------------------------------------

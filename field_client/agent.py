@@ -14,9 +14,18 @@ Rules this module owns:
   never applied. A hub-signed resolution must also only re-state a value an
   officer signed (sync.resolutions), so a compromised hub cannot invent one.
   A newer registry is adopted only if it extends the pinned one.
-- Every pull's checkpoint must verify with the hub key, and must not show a
-  smaller log than the newest checkpoint kept, nor a different head at the
-  same size: otherwise :class:`HubUntrusted` stops the sync, loudly.
+- Before anything is pushed, the hub is asked for this device's own feed and
+  a signed checkpoint with the head of its log at the size the laptop last
+  saw (GET /api/v1/sync/feed). That checkpoint, and every pull's, must verify
+  with the hub key, and must not show a smaller log than the newest
+  checkpoint kept (ROLLBACK), nor another head at that size (FORK): otherwise
+  :class:`HubUntrusted` stops the sync, loudly, with nothing sent or applied.
+  The alarm is kept in the replica (``hub_alarm``): every later sync refuses
+  at once, before any request, until the officer runs ``fieldsync
+  accept-hub`` with the size and head the hub's administrator read on the
+  hub itself (:func:`accept_hub`).
+- A replica older than its own feed (restored from an old copy) is resynced
+  by field_client.recovery before any push.
 - The offset between this laptop's clock and the hub's, learned by the
   transport, is kept in the replica (``hub_clock_offset``) for the next sync.
 - Failures are classified: :class:`HubUnavailable` is retried later (with
@@ -38,9 +47,9 @@ from crypto import VerificationError, verify_checkpoint
 from sync import HUB_DEVICE, ChangeRejected, ClockDriftError, ClockError, ProvenanceError, Verifier, check_resolution
 from sync.changes import resolution_of
 
-from . import state
+from . import recovery, state
 from .device import Device
-from .errors import HubRefused, HubUnavailable, HubUntrusted
+from .errors import ClientError, HighWaterInvalid, HubRefused, HubUnavailable, HubUntrusted
 from .transport import HubClient, configured_timeout
 
 logger = logging.getLogger("fieldsync.client")
@@ -60,6 +69,7 @@ class SyncReport:
     applied: int = 0
     refused: list[dict[str, Any]] = field(default_factory=list)
     cursor: int = 0
+    restored: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -82,9 +92,16 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
     report = SyncReport()
     device.replica.set("last_try_at", state.stamp())  # kept apart from last_sync_at: a failed try is not a sync
     try:
+        alarm = device.replica.get("hub_alarm")
+        if alarm:
+            raise HubUntrusted(
+                f"{alarm['message']} (alarm raised {alarm['detected_at']} and kept until `fieldsync accept-hub` "
+                "is run with the size and head your administrator reads on the hub)"
+            )
+        prepare(device, client, report)
         push(device, client, report)
         pull(device, client, report, progress=progress)
-    except (HubUnavailable, HubRefused, HubUntrusted) as exc:
+    except (HubUnavailable, HubRefused, HubUntrusted, HighWaterInvalid) as exc:
         device.replica.set("last_sync_error", str(exc))
         raise
     finally:
@@ -94,6 +111,28 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
     device.replica.set("last_sync_error", None)  # first: whoever sees the new last_sync_at sees no old error
     device.replica.set("last_sync_at", state.stamp())
     return report
+
+
+def _feed(device: Device, client: HubClient, after: int) -> tuple[dict[str, Any], dict[int, str]]:
+    """The hub's answer about this device's feed, and its link hashes after ``after`` (all pages)."""
+    kept = device.replica.get("checkpoint")
+    since = int(kept["size"]) if kept else 0
+    answer = client.feed(after=after, since=since)
+    links: dict[int, str] = {}
+    while True:
+        links.update({int(link["seq"]): str(link["hash"]) for link in answer.get("links", [])})
+        if not answer.get("more") or not answer.get("links"):
+            return answer, links
+        answer = client.feed(after=int(answer["links"][-1]["seq"]), since=since)
+
+
+def prepare(device: Device, client: HubClient, report: SyncReport) -> None:
+    """Before any push: check the hub's history (rollback, fork) and the replica's (restored)."""
+    answer, links = _feed(device, client, recovery.feed_after(device))
+    _check_checkpoint(device, answer.get("checkpoint"), chain_at=answer.get("chain_at"), probe=True)
+    report.restored = recovery.reconcile(device, answer, links)
+    if report.restored is not None:
+        logger.error("%s", recovery.describe(report.restored))
 
 
 def push(device: Device, client: HubClient, report: SyncReport) -> None:
@@ -255,7 +294,11 @@ def _apply_page(device: Device, answer: dict[str, Any], report: SyncReport, veri
         replica.set("clock", str(clock.last))
 
 
-def _check_checkpoint(device: Device, checkpoint: Any) -> None:
+def _check_checkpoint(device: Device, checkpoint: Any, *, chain_at: Any = None, probe: bool = False) -> None:
+    """Verify a checkpoint and compare it with the newest kept; a ROLLBACK or FORK is kept as the
+    replica's ``hub_alarm`` before it is raised. ``probe`` (the feed answer, with ``chain_at``: the
+    hub's head at the kept size) also catches a fork that has grown past the kept size; a probe's
+    checkpoint is not kept (the pull's are, page by page)."""
     replica = device.replica
     try:
         cp = verify_checkpoint(checkpoint, device.registry().hub_key)
@@ -263,18 +306,99 @@ def _check_checkpoint(device: Device, checkpoint: Any) -> None:
         raise HubUntrusted(f"the hub's signed checkpoint does not verify: {exc}") from None
     newest = replica.get("checkpoint")
     if newest is not None:
+        seen = f"{cp.size} log entries (head {cp.head})"
+        signed = f"it signed {newest['size']} (head {newest['head']}) on {newest['at']}"
         if cp.size < newest["size"]:
-            raise HubUntrusted(
-                f"ROLLBACK: the hub shows {cp.size} log entries, but it signed {newest['size']} on {newest['at']}; "
-                "it was restored from an old copy or is not the same hub. Sync stopped: tell your administrator."
+            _alarm(
+                device,
+                "ROLLBACK",
+                f"ROLLBACK: the hub now shows {seen}, but {signed}: it was restored from an old copy or is not "
+                "the same hub. Sync stopped: nothing was sent or applied. Tell your administrator.",
+                cp,
+                checkpoint,
+                newest,
             )
-        if cp.size == newest["size"] and cp.head != newest["head"]:
-            raise HubUntrusted(
-                "FORK: the hub shows a different history at the same size as one it signed before. "
-                "Sync stopped: tell your administrator."
+        forked_at_size = cp.size == newest["size"] and cp.head != newest["head"]
+        forked_before = probe and cp.size > newest["size"] and chain_at != newest["head"]
+        if forked_at_size or forked_before:
+            _alarm(
+                device,
+                "FORK",
+                f"FORK: the hub now shows {seen}"
+                + (f", whose head at size {newest['size']} is {chain_at}" if forked_before else "")
+                + f", but {signed}: a different history. Sync stopped: nothing was sent or applied. "
+                "Tell your administrator.",
+                cp,
+                checkpoint,
+                newest,
             )
-    if newest is None or cp.size > newest["size"]:
+    if not probe and (newest is None or cp.size > newest["size"]):
         replica.set("checkpoint", {"size": cp.size, "head": cp.head, "at": checkpoint["at"]})
+
+
+def _alarm(device: Device, kind: str, message: str, cp: Any, checkpoint: Any, newest: dict[str, Any]) -> None:
+    device.replica.set(
+        "hub_alarm",
+        {
+            "kind": kind,
+            "message": message,
+            "seen": {"size": cp.size, "head": cp.head, "at": checkpoint["at"]},
+            "kept": newest,
+            "detected_at": state.stamp(),
+        },
+    )
+    logger.error("ALERT: %s", message)
+    raise HubUntrusted(message)
+
+
+def accept_hub(device: Device, client: HubClient, *, size: int, head: str) -> dict[str, Any]:
+    """The officer's explicit step after a ROLLBACK or FORK alarm, with the log size and head the
+    hub's administrator read on the hub itself (``fieldsync-hub log head``).
+
+    Refused unless an alarm is kept and the hub now signs exactly that (size, head): a laptop
+    facing an impostor cannot be talked into trusting it by the impostor alone. Then, in one
+    transaction: the hub's checkpoint is kept as the newest, the cursor goes back to 0 (every
+    change is pulled again; merging is idempotent), this device's changes the hub no longer
+    holds (after the hub's head of its feed) are queued again - the same signed bytes, so no
+    equivocation - and the alarm moves to ``hub_resets``, the replica's record of every one."""
+    replica = device.replica
+    alarm = replica.get("hub_alarm")
+    if not alarm:
+        raise ClientError("there is no ROLLBACK or FORK alarm on this laptop: nothing to accept")
+    answer = client.feed(after=0, since=0)
+    try:
+        cp = verify_checkpoint(answer.get("checkpoint"), device.registry().hub_key)
+    except VerificationError as exc:
+        raise HubUntrusted(f"the hub's signed checkpoint does not verify: {exc}") from None
+    if (cp.size, cp.head) != (size, head):
+        raise HubUntrusted(
+            f"not accepted: the hub now signs size {cp.size} head {cp.head}, not the size {size} head {head} you "
+            "were given; the alarm stays. Check the hub address and ask your administrator again."
+        )
+    hub_seq = int(answer["seq"])
+    with replica.transaction():
+        requeued = [
+            int(r["seq"])
+            for r in replica.rows(
+                "SELECT seq FROM outbox WHERE status IN ('accepted', 'rejected') AND seq > ? ORDER BY seq", (hub_seq,)
+            )
+        ]
+        replica.conn.execute(
+            "UPDATE outbox SET status = 'pending', reason = NULL, details = NULL, updated_at = ?"
+            " WHERE status IN ('accepted', 'rejected') AND seq > ?",
+            (state.stamp(), hub_seq),
+        )
+        record = {
+            "accepted_at": state.stamp(),
+            "alarm": alarm,
+            "checkpoint": {"size": cp.size, "head": cp.head, "at": answer["checkpoint"]["at"]},
+            "requeued": requeued,
+        }
+        replica.set("hub_resets", [*replica.get("hub_resets", []), record])
+        replica.set("checkpoint", record["checkpoint"])
+        replica.set("cursor", 0)
+        replica.conn.execute("DELETE FROM meta WHERE key = 'hub_alarm'")
+    return record
 
 
 def backoff(failures: int, *, base: float = 5.0, cap: float = 900.0, rng: random.Random | None = None) -> float:
@@ -312,7 +436,24 @@ def status(device: Device) -> dict[str, Any]:
             )
         ],
         "refused": replica.rows("SELECT change_id, record_id, reason, received_at FROM refused ORDER BY id"),
+        "hub_alarm": replica.get("hub_alarm"),
+        "hub_resets": replica.get("hub_resets", []),
+        "restored": replica.get("restored"),
+        "feed_burned": replica.get("feed_burned"),
+        "feed_closed": feed_closed(device),
+        "set_aside": replica.rows(
+            "SELECT seq, change_id, record_id, reason, wire FROM outbox WHERE status = 'set_aside' ORDER BY seq"
+        ),
     }
+
+
+def feed_closed(device: Device) -> str | None:
+    """Why this laptop may not sign a new change now, or None."""
+    try:
+        device.check_can_sign()
+    except ClientError as exc:
+        return str(exc)
+    return None
 
 
 def _resolutions(replica: Any) -> tuple[dict[tuple[str, str], list[tuple[str, str]]], dict[str, str]]:

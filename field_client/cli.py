@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+import sqlcipher3
 
 from crypto import SigningKey
 from crypto.errors import CryptoError
 from sync import SyncError
 
-from . import agent, edits, inputs, replica, state
+from . import agent, edits, inputs, recovery, replica, state
 from .arguments import OneLineErrors, check_home, check_hub, check_token, first_missing, one_line
 from .bundle import verify_bundle
 from .device import Device, enroll_into
@@ -74,6 +75,13 @@ def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(one_line(describe(exc))) from None
         except (ClientError, SyncError, CryptoError, ValueError) as exc:
             raise click.ClickException(one_line(str(exc))) from None
+        except sqlcipher3.DatabaseError as exc:  # a page that fails its HMAC, read after the open's checks
+            raise click.ClickException(
+                one_line(
+                    f"the replica is damaged ({exc}); nothing more was written. Keep the folder as it is for "
+                    "recovery and tell your administrator (`fieldsync check` reports what is wrong)"
+                )
+            ) from None
         except OSError as exc:  # the home folder or a file named on the command line: unreadable, full disk...
             where = f"{exc.filename}: " if exc.filename else ""
             raise click.ClickException(one_line(f"{where}{exc.strerror or exc}")) from None
@@ -85,7 +93,11 @@ def clear_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def opened(ctx: click.Context) -> Iterator[Device]:
     rep = replica.Replica.open(ctx.obj["home"], passphrase())
     try:
-        yield Device(rep)
+        device = Device(rep)
+        closed = agent.feed_closed(device)
+        if closed and ctx.info_name not in ("sync", "status", "add", "update", "delete"):  # these say it themselves
+            click.echo(f"WARNING: {closed}", err=True)
+        yield device
     finally:
         rep.close()
 
@@ -297,6 +309,8 @@ def sync_command(ctx: click.Context, watch: bool, interval: int, as_json: bool) 
         click.echo(f"  REFUSED by the hub: change {item['id']} on {item['record_id']}: {item['reason']}", err=True)
     for item in report.refused:
         click.echo(f"  NOT APPLIED (failed verification): change {item['id']}: {item['reason']}", err=True)
+    if report.restored is not None:
+        click.echo(recovery.describe(report.restored), err=True)
 
 
 def _sync_once(device: Device, quiet: bool) -> agent.SyncReport:
@@ -331,6 +345,62 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"refused by the hub: change {item['change_id']} on {item['record_id']}: {item['reason']}")
     for item in info["refused"]:
         click.echo(f"not applied (failed verification): change {item['change_id']}: {item['reason']}")
+    if info["hub_alarm"]:
+        alarm = info["hub_alarm"]
+        click.echo(f"HUB ALARM ({alarm['kind']}, since {alarm['detected_at']}): {alarm['message']}")
+        click.echo(
+            "  sync is stopped until `fieldsync accept-hub --size N --head HEAD`, with your administrator's values"
+        )
+    for reset in info["hub_resets"]:
+        cp = reset["checkpoint"]
+        click.echo(
+            f"hub history accepted after a {reset['alarm']['kind']} alarm on {reset['accepted_at']}: "
+            f"size {cp['size']} head {cp['head']}"
+        )
+    if info["restored"]:
+        click.echo(recovery.describe(info["restored"]))
+    if info["feed_closed"]:
+        click.echo(f"EDITS STOPPED: {info['feed_closed']}")
+    for item in info["set_aside"]:
+        click.echo(f"set aside: change {item['change_id']} (seq {item['seq']}) on {item['record_id']}")
+        click.echo(f"  {item['reason']}")
+
+
+@main.command("accept-hub")
+@click.option("--size", required=True, type=click.IntRange(0), help="Log size the administrator read on the hub.")
+@click.option("--head", required=True, help="Log head the administrator read on the hub (`fieldsync-hub log head`).")
+@click.pass_context
+@clear_errors
+def accept_hub(ctx: click.Context, size: int, head: str) -> None:
+    """After a ROLLBACK or FORK alarm: accept the hub's history as it now is, with the size and
+    head your administrator read on the hub itself. Recorded in the replica (see `status`)."""
+    with opened(ctx) as device:
+        record = agent.accept_hub(device, agent.client_for(device), size=size, head=head)
+    click.echo(
+        f"accepted the hub's history at size {size} head {head} after the {record['alarm']['kind']} alarm; "
+        f"{len(record['requeued'])} of this laptop's changes queued again; the next sync pulls everything again"
+    )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def check(ctx: click.Context, as_json: bool) -> None:
+    """Check the replica file: SQLCipher's page HMACs, SQLite's integrity, the high-water mark."""
+    try:
+        result = replica.check(ctx.obj["home"], passphrase())
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        for problem in result["problems"]:
+            click.echo(f"DAMAGED: {problem}", err=True)
+        if result["ok"]:
+            click.echo(f"replica ok: {result['pages']} pages, every page's HMAC and the database structure check out")
+    if not result["ok"]:
+        count = len(result["problems"])
+        raise click.ClickException(f"the replica is damaged ({count} problem(s)); keep the folder as it is")
 
 
 @main.command()

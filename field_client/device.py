@@ -10,7 +10,12 @@ Rules this module owns:
   laptop's (default 24 h, the hub's setting of the same name) is refused.
 - The clock's last value and the feed's (seq, prev) are stored with every
   change in the same transaction, so a crash can neither reuse a seq nor let
-  the clock step back.
+  the clock step back; once that transaction commits, the high-water mark
+  outside the database follows (field_client.highwater).
+- The laptop signs a new change only while its feed is open: not while its
+  replica is older than its high-water mark (restored from an old copy, not
+  yet resynced: `fieldsync sync` first), and never again once seqs it signed
+  on a newer copy are lost (``feed_burned``: re-enroll).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from crypto import KeyRegistry, RegistryHead, SigningKey, entry_hash
 from sync import Clock, Verifier
 from sync.hlc import DEFAULT_MAX_DRIFT_MS
 
-from .errors import ClientError, NotEnrolled
+from . import highwater
+from .errors import ClientError, FeedClosed, HighWaterInvalid, NotEnrolled
 from .replica import Replica
 
 
@@ -98,6 +104,41 @@ class Device:
 
     def verifier(self) -> Verifier:
         return Verifier(self.registry())
+
+    # -- the device's own feed --------------------------------------------------------
+    def mark(self) -> highwater.Mark | None:
+        """The high-water mark beside the replica (raises HighWaterInvalid if tampered with)."""
+        return highwater.read(self.replica.home, self.replica.mac_key, self.device_id)
+
+    def record_feed(self, seq: int, prev: str | None) -> None:
+        """Store the feed's new head (inside the caller's transaction); the high-water mark
+        follows once the transaction commits."""
+        self.replica.set("seq", seq)
+        self.replica.set("prev", prev)
+        home, key, mark = self.replica.home, self.replica.mac_key, highwater.Mark(self.device_id, seq, prev)
+        self.replica.after_commit("highwater", lambda: highwater.write(home, key, mark))
+
+    def check_can_sign(self) -> None:
+        """Raise FeedClosed unless signing the next seq is safe (see the module's rules)."""
+        burned = self.replica.get("feed_burned")
+        if burned:
+            raise FeedClosed(
+                f"this laptop may not sign changes any more: seqs {burned['from']}..{burned['to']} of its feed "
+                "were signed on a newer copy of this replica that is gone, so signing them again would be "
+                "two different changes under one number. Reads and pulls still work; ask your administrator "
+                "to revoke this device and re-enroll the laptop for new edits."
+            )
+        try:
+            mark = self.mark()
+        except HighWaterInvalid as exc:
+            raise FeedClosed(str(exc)) from None
+        seq = int(self.replica.get("seq", 0))
+        if mark is not None and mark.seq > seq:
+            raise FeedClosed(
+                f"this replica is older than its high-water mark (it holds seq {seq}, this laptop signed up to "
+                f"{mark.seq}): it was restored from an old copy or lost its last writes. Nothing was written; "
+                "run `fieldsync sync` first, which resyncs it from the hub."
+            )
 
     def clock(self) -> Clock:
         return Clock(self.device_id, last=self.replica.get("clock"), max_drift_ms=self.max_drift_ms)

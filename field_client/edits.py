@@ -8,6 +8,8 @@ Rules this module owns:
   stamped with the laptop's clock and the next link of its feed, merged into
   the local record with the same engine as the hub, and queued in the outbox,
   all in one replica transaction: a crash loses nothing and duplicates nothing.
+  Nothing is signed while the laptop's feed is closed (Device.check_can_sign:
+  a replica restored from an old copy, or burned seqs).
 - The CLI and the officer's web page call these functions and nothing else to
   write.
 - Reservations: booking one's own agency's resource is approved at once;
@@ -101,6 +103,7 @@ def _write(
     device: Device, collection: str, record_id: str, agency: str, values: dict[str, Any], *, deleted: bool
 ) -> None:
     replica = device.replica
+    device.check_can_sign()
     with replica.transaction():
         current = state.load(replica, record_id)
         clock = device.clock()
@@ -125,6 +128,5 @@ def _write(
             "INSERT INTO outbox(seq, change_id, record_id, wire, status, updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
             (seq, change.id, record_id, json.dumps(wire), state.stamp()),
         )
-        replica.set("seq", seq)
-        replica.set("prev", change.hash)
+        device.record_feed(seq, change.hash)
         replica.set("clock", str(clock.last))

@@ -8,11 +8,14 @@
     ├── ReplicaError     the local replica cannot be used as asked
     │   ├── WrongPassphrase
     │   ├── NotEnrolled / AlreadyEnrolled
-    │   └── ReplicaDamaged   corrupt file, or a replica older than one already seen
+    │   ├── ReplicaDamaged   corrupt file, or a replica older than one already seen
+    │   └── HighWaterInvalid the high-water mark beside the replica fails its MAC or names another device
     ├── HubUntrusted     the hub showed a rolled-back or forked history: stop, alert
     ├── BadHubAddress    not https, or plain http to another machine (field_client.huburl)
     ├── RecordNotFound
     └── EditRefused      a local edit that fails validation (``messages``: field -> errors)
+        └── FeedClosed   the laptop may not sign now (restored replica not yet resynced, burned seqs,
+                         a tampered high-water mark)
 
 ``HubRefused`` carries ``status``, ``code``, ``message`` and ``details`` from the
 hub's JSON error envelope.
@@ -63,6 +66,10 @@ class ReplicaDamaged(ReplicaError):
     pass
 
 
+class HighWaterInvalid(ReplicaError):
+    pass
+
+
 class RecordNotFound(ClientError):
     def __init__(self, record_id: str) -> None:
         super().__init__(f"no record {record_id} on this laptop")
@@ -75,6 +82,11 @@ class EditRefused(ClientError):
     def __init__(self, message: str, messages: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.messages = messages or {}
+
+
+class FeedClosed(EditRefused):
+    """The laptop must not sign a new change: its replica is older than its high-water mark and
+    has not been resynced yet, or seqs it signed on a newer copy are lost (burned)."""
 
 
 class HubUntrusted(ClientError):

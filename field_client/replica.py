@@ -22,10 +22,12 @@ Rules this module owns:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ import sqlcipher3
 from crypto import INTERACTIVE, CryptoError, KdfCost, b64d, b64e
 from crypto.sealed import derive_key
 
-from .errors import AlreadyEnrolled, NotEnrolled, ReplicaDamaged, WrongPassphrase
+from .errors import AlreadyEnrolled, NotEnrolled, ReplicaDamaged, ReplicaError, WrongPassphrase
 
 DB_NAME = "replica.db"
 HEADER_NAME = "replica.json"
@@ -87,14 +89,93 @@ def exists(home: str | os.PathLike[str]) -> bool:
     return (Path(home) / DB_NAME).exists()
 
 
+def _key_check(key: bytes) -> str:
+    """A value in replica.json that tells a wrong passphrase from a damaged file. It gives a
+    guesser nothing the encrypted first page (itself HMAC-checked per guess) does not."""
+    return hashlib.blake2b(b"fieldsync/v1/key-check", key=key, digest_size=16).hexdigest()
+
+
+def _damaged(home: Path, what: str) -> str:
+    first = " ".join(line.strip("* ") for line in what.strip().splitlines()[:2] if line.strip("* "))[:200]
+    return (
+        f"the replica file {home / DB_NAME} is damaged ({first}); it was not used and nothing was written. "
+        "Keep the folder as it is for recovery, run `fieldsync check` for details and tell your administrator."
+    )
+
+
+def _sidecars(folder: Path) -> set[Path]:
+    return {p for p in (folder / f"{DB_NAME}-wal", folder / f"{DB_NAME}-shm") if p.exists()}
+
+
+def _drop_new_sidecars(folder: Path, before: set[Path]) -> None:
+    """After a refused open: remove the empty -wal/-shm files that opening created, so the
+    folder is left exactly as it was found (a -wal that holds frames is never touched)."""
+    wal = folder / f"{DB_NAME}-wal"
+    if wal not in before and wal.exists() and wal.stat().st_size == 0:
+        wal.unlink()
+        shm = folder / f"{DB_NAME}-shm"
+        if shm not in before:
+            shm.unlink(missing_ok=True)
+
+
+def _keyed(conn: sqlcipher3.Connection, key: bytes) -> sqlcipher3.Connection:
+    """Every connection the client opens goes through here: the raw key, SQLCipher's wiping of
+    freed memory, and temporary tables and sorts kept in memory (never a clear temp file)."""
+    conn.execute("PRAGMA cipher_log_level = NONE")
+    conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    conn.execute("PRAGMA cipher_memory_security = ON")
+    conn.execute("PRAGMA temp_store = MEMORY")  # needs no read of the file: safe before the key is checked
+    return conn
+
+
+def check(home: str | os.PathLike[str], passphrase: str) -> dict[str, Any]:
+    """``fieldsync check``: PRAGMA cipher_integrity_check (every page's HMAC) and PRAGMA
+    integrity_check (the whole structure), read-only; reports rather than raises on damage.
+    Raises NotEnrolled / WrongPassphrase / ReplicaDamaged (header) as :meth:`Replica.open`."""
+    folder = Path(home)
+    if not exists(folder):
+        raise NotEnrolled(f"no replica in {folder}: run `fieldsync enroll` first")
+    try:
+        header = json.loads(_header_path(folder).read_text())
+        key = derive_key(
+            passphrase,
+            b64d(header["salt"], length=nacl.pwhash.argon2id.SALTBYTES, what="salt"),
+            KdfCost(int(header["opslimit"]), int(header["memlimit"])),
+        )
+        expected = header.get("check")
+    except (OSError, ValueError, KeyError, TypeError, CryptoError) as exc:
+        raise ReplicaDamaged(f"{_header_path(folder)} is missing or damaged ({exc})") from None
+    if isinstance(expected, str) and not hmac.compare_digest(expected, _key_check(key)):
+        raise WrongPassphrase("wrong passphrase")
+    before = _sidecars(folder)
+    conn = _keyed(sqlcipher3.connect(f"file:{folder / DB_NAME}?mode=ro", uri=True, isolation_level=None), key)
+    problems: list[str] = []
+    pages = 0
+    try:
+        try:
+            pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+            problems += [str(row[0]) for row in conn.execute("PRAGMA cipher_integrity_check").fetchall()]
+            for (text,) in conn.execute("PRAGMA integrity_check(20)").fetchall():
+                problems += [line.strip("* ") for line in str(text).splitlines() if line.strip("* ") not in ("", "ok")]
+        except sqlcipher3.DatabaseError as exc:
+            if not isinstance(expected, str) and not problems:
+                raise WrongPassphrase("wrong passphrase (or the replica file is damaged)") from None
+            problems.append(str(exc))
+    finally:
+        conn.close()
+        _drop_new_sidecars(folder, before)
+    return {"ok": not problems, "pages": pages, "problems": problems}
+
+
 class Replica:
     """The encrypted replica in an officer's home folder."""
 
     def __init__(self, home: Path, conn: sqlcipher3.Connection, key: bytes | None = None) -> None:
         self.home = home
         self.conn = conn
-        self._key = key  # kept only to open another connection (clone); SQLCipher holds it anyway
+        self._key = key  # kept to open another connection (clone) and to key the high-water mark's MAC
         self._depth = 0
+        self._after_commit: dict[str, Callable[[], None]] = {}
 
     # -- opening --------------------------------------------------------------
     @classmethod
@@ -107,18 +188,20 @@ class Replica:
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
         salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
+        key = derive_key(passphrase, salt, cost)
         header = {
             "format": FORMAT,
             "kdf": "argon2id",
             "salt": b64e(salt),
             "opslimit": cost.opslimit,
             "memlimit": cost.memlimit,
+            "check": _key_check(key),
         }
         tmp = _header_path(folder).with_suffix(".tmp")
         tmp.write_text(json.dumps(header, indent=1))
         os.chmod(tmp, 0o600)
         os.replace(tmp, _header_path(folder))
-        replica = cls._connect(folder, derive_key(passphrase, salt, cost))
+        replica = cls._connect(folder, key)
         replica._migrate()
         os.chmod(folder / DB_NAME, 0o600)
         return replica
@@ -135,27 +218,33 @@ class Replica:
             if header.get("format") != FORMAT:
                 raise ValueError("unknown format")
             key = derive_key(passphrase, salt, cost)  # libsodium refuses a cost out of its range
+            check = header.get("check")
         except (OSError, ValueError, KeyError, TypeError, CryptoError) as exc:
             raise ReplicaDamaged(f"{_header_path(folder)} is missing or damaged ({exc})") from None
+        if isinstance(check, str) and not hmac.compare_digest(check, _key_check(key)):
+            raise WrongPassphrase("wrong passphrase")
+        before = _sidecars(folder)
         replica = cls._connect(folder, key)
         try:
-            replica.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlcipher3.DatabaseError:
-            replica.conn.close()
-            raise WrongPassphrase("wrong passphrase (or the replica file is damaged)") from None
-        replica._check_integrity()
+            try:
+                replica.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlcipher3.DatabaseError as exc:
+                replica.conn.close()
+                if isinstance(check, str):  # the passphrase is right: the file is not
+                    raise ReplicaDamaged(_damaged(folder, f"its first page cannot be read: {exc}")) from None
+                raise WrongPassphrase("wrong passphrase (or the replica file is damaged)") from None
+            replica._check_integrity()
+        except ReplicaError:
+            _drop_new_sidecars(folder, before)
+            raise
         replica._migrate()
         return replica
 
     @classmethod
     def _connect(cls, folder: Path, key: bytes) -> Replica:
         conn = sqlcipher3.connect(str(folder / DB_NAME), isolation_level=None, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA cipher_log_level = NONE")
-        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
-        conn.execute("PRAGMA cipher_memory_security = ON")
-        replica = cls(folder, conn, key)
+        replica = cls(folder, _keyed(conn, key), key)
         try:
-            conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA secure_delete = ON")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlcipher3.DatabaseError:
@@ -170,10 +259,10 @@ class Replica:
             cipher = conn.execute("PRAGMA cipher_integrity_check").fetchall()
         except sqlcipher3.DatabaseError as exc:
             self.conn.close()
-            raise ReplicaDamaged(f"the replica is damaged: {exc}") from None
+            raise ReplicaDamaged(_damaged(self.home, str(exc))) from None
         if result[0] != "ok" or cipher:
             self.conn.close()
-            raise ReplicaDamaged(f"the replica is damaged: {result[0] if result[0] != 'ok' else cipher[0][0]}")
+            raise ReplicaDamaged(_damaged(self.home, result[0] if result[0] != "ok" else cipher[0][0]))
 
     def _migrate(self) -> None:
         self.conn.execute("PRAGMA journal_mode = WAL")
@@ -225,12 +314,38 @@ class Replica:
         try:
             yield self.conn
         except BaseException:
+            self._after_commit.clear()
             self.conn.execute("ROLLBACK")
             raise
         else:
             self.conn.execute("COMMIT")
         finally:
             self._depth = 0
+        hooks, self._after_commit = self._after_commit, {}
+        for hook in hooks.values():
+            hook()
+
+    def after_commit(self, name: str, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once the current transaction has committed (never if it rolls back);
+        a later hook of the same ``name`` in the same transaction replaces the earlier one.
+
+        For what must follow a commit and never precede it: the high-water mark
+        outside the database (field_client.highwater) is written only after the
+        seq it records is durable, so a crash between the two leaves the mark
+        behind the replica (fine: it catches up), never ahead (a false alarm).
+        Outside a transaction the hook runs at once."""
+        if self._depth:
+            self._after_commit[name] = hook
+        else:
+            hook()
+
+    @property
+    def mac_key(self) -> bytes:
+        """A key for MACs over files kept beside the replica, derived from the replica key
+        (so only someone holding the passphrase can make one)."""
+        if self._key is None:
+            raise ReplicaDamaged("this replica was not opened with a key")
+        return hashlib.blake2b(b"fieldsync/v1/replica-mac", key=self._key, digest_size=32).digest()
 
     # -- small typed accessors ------------------------------------------------------
     def get(self, key: str, default: Any = None) -> Any:

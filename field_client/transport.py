@@ -110,6 +110,11 @@ class HubClient:
         params = {"cursor": cursor} | ({"limit": limit} if limit else {})
         return self.request("GET", "/api/v1/sync/pull", params=params)
 
+    def feed(self, *, after: int = 0, since: int = 0) -> dict[str, Any]:
+        """This device's own feed as the hub holds it (links after ``after``), the head of the hub's
+        log at size ``since``, and a signed checkpoint."""
+        return self.request("GET", "/api/v1/sync/feed", params={"after": after, "since": since})
+
     def registry(self) -> list[dict[str, Any]]:
         return self.request("GET", "/api/v1/registry", signed=False)["entries"]  # type: ignore[no-any-return]
 

@@ -1,4 +1,4 @@
-"""The JSON sync API, /api/v1: enrollment, push, pull, registry, provenance."""
+"""The JSON sync API, /api/v1: enrollment, push, pull, own feed, registry, provenance."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from marshmallow import ValidationError as MarshmallowError
 from crypto import format_time
 from sync.schemas import UUID_RE
 
-from .. import audit, keystore, provenance, pull, push
+from .. import audit, feed, keystore, provenance, pull, push
 from .. import enroll as enrollment
 from ..db import db
 from ..errors import BadRequest, HubError, NotFound, Unprocessable
@@ -83,6 +83,17 @@ def sync_pull() -> Any:
     device.last_pull_at = keystore.now()
     db.session.commit()
     return jsonify(answer)
+
+
+@bp.get("/sync/feed")
+def sync_feed() -> Any:
+    """This device's own feed as the hub holds it, and the hub's signed checkpoint."""
+    device = authenticate()
+    try:
+        args = schemas.FeedQuery().load(request.args.to_dict())
+    except MarshmallowError as exc:
+        raise Unprocessable("bad feed parameters", details=exc.normalized_messages()) from None
+    return jsonify(feed.feed(device, args["after"], args["since"]))
 
 
 @bp.get("/registry")

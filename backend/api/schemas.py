@@ -74,6 +74,29 @@ class PullQuery(_Strict):
     limit = fields.Integer(load_default=None, validate=validate.Range(min=1, max=10_000))
 
 
+class FeedQuery(_Strict):
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    since = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class FeedEntry(Schema):
+    seq = fields.Integer(required=True)
+    hash = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["accepted", "rejected"]))
+
+
+class FeedResponse(Schema):
+    device = fields.String(required=True)
+    seq = fields.Integer(required=True, metadata={"description": "last authentic link the hub holds, 0 if none"})
+    hash = fields.String(required=True, allow_none=True)
+    links = fields.List(fields.Nested(FeedEntry), required=True, metadata={"description": "links after `after`"})
+    more = fields.Boolean(required=True)
+    chain_at = fields.String(
+        required=True, allow_none=True, metadata={"description": "head of the hub's log at size `since`"}
+    )
+    checkpoint = fields.Nested(Checkpoint, required=True)
+
+
 class RegistryResponse(Schema):
     entries = fields.List(fields.Dict(), required=True)
 

@@ -72,6 +72,7 @@ def build_spec() -> dict[str, Any]:
         "PushRequest",
         "PushResponse",
         "PullResponse",
+        "FeedResponse",
         "RegistryResponse",
         "Provenance",
         "Health",
@@ -117,6 +118,23 @@ def build_spec() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "changes, certificates, next cursor, checkpoint", **_json("PullResponse")},
                     **_errors(400, 401, 403, 409, 413, 422),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/sync/feed",
+        operations={
+            "get": {
+                "summary": "The calling device's own feed as the hub holds it (head, link hashes), and a checkpoint",
+                "security": SIGNED,
+                "parameters": [
+                    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                ],
+                "responses": {
+                    "200": {"description": "feed head and links after `after`", **_json("FeedResponse")},
+                    **_errors(401, 403, 422),
                 },
             }
         },

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from crypto import FAST, INTERACTIVE, b64d
-from field_client import agent, edits, replica, state
+from field_client import agent, edits, highwater, replica, state
 from field_client.device import Device
 from field_client.errors import (
     AlreadyEnrolled,
@@ -231,6 +231,40 @@ def test_leak_forms_finds_what_it_should(tmp_path: Path) -> None:
         (tmp_path / f"f{i}").unlink()
 
 
+def test_every_connection_the_client_opens_wipes_memory_and_keeps_temp_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cipher_memory_security ON and temp_store MEMORY, read back with PRAGMAs, on each connection
+    field_client opens: create, open, clone (the officer's page), and `fieldsync check`'s."""
+    opened: list[object] = []
+    hardened: dict[int, tuple[object, object, object]] = {}
+    real_connect, real_keyed = replica.sqlcipher3.connect, replica._keyed
+
+    def connect(*args: object, **kwargs: object) -> object:
+        conn = real_connect(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(conn)
+        return conn
+
+    def keyed(conn: object, key: bytes) -> object:
+        out = real_keyed(conn, key)  # type: ignore[arg-type]
+        pragma = lambda name: out.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+        hardened[id(out)] = (pragma("cipher_memory_security"), pragma("temp_store"), pragma("journal_mode"))
+        return out
+
+    monkeypatch.setattr(replica.sqlcipher3, "connect", connect)
+    monkeypatch.setattr(replica, "_keyed", keyed)
+    home = tmp_path / "home"
+    Replica.create(home, PASSPHRASE, cost=FAST).close()
+    with Replica.open(home, PASSPHRASE) as rep, rep.clone() as other:
+        for conn in (rep.conn, other.conn):  # and still so once open and in use
+            assert conn.execute("PRAGMA cipher_memory_security").fetchone()[0] == "1"
+            assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # never a rollback journal
+    assert replica.check(home, PASSPHRASE)["ok"]
+    assert len(opened) == 4 and {id(c) for c in opened} == set(hardened)  # every one went through _keyed
+    assert {(memory, temp) for memory, temp, _ in hardened.values()} == {("1", 2)}
+
+
 @sqlite_hub
 def test_nothing_readable_reaches_the_disk(laptop: MakeLaptop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sqlite_tmp = tmp_path / "sqlite-tmp"
@@ -252,7 +286,7 @@ def test_nothing_readable_reaches_the_disk(laptop: MakeLaptop, tmp_path: Path, m
     home = kim.home
     assert (home / f"{DB_NAME}-wal").exists() and (home / f"{DB_NAME}-wal").stat().st_size > 0
     names = {p.name for p in home.iterdir()}
-    assert names <= {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", HEADER_NAME}, names
+    assert names <= {DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", HEADER_NAME, highwater.NAME}, names
     assert leaks(home, secrets) == []
     assert leaks(lee.home, secrets) == []
     assert leaks(sqlite_tmp, secrets) == []
