@@ -134,7 +134,7 @@ def build_spec() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": {"description": "feed head and links after `after`", **_json("FeedResponse")},
-                    **_errors(401, 403, 422),
+                    **_errors(400, 401, 403, 413, 422),
                 },
             }
         },

@@ -55,6 +55,7 @@ OPERATIONS = {
     ("POST", "/api/v1/enroll"),
     ("POST", "/api/v1/sync/push"),
     ("GET", "/api/v1/sync/pull"),
+    ("GET", "/api/v1/sync/feed"),
     ("GET", "/api/v1/registry"),
     ("GET", "/api/v1/records/{record_id}/provenance"),
     ("GET", "/healthz"),
@@ -183,7 +184,8 @@ def test_every_operation_unsigned_or_with_garbage_auth_stays_in_the_spec(
             garbage_auth(enrolled.device_id),
         )
     # nothing generated without a valid signature got past authentication
-    for label in ("POST /api/v1/sync/push", "GET /api/v1/sync/pull", "GET /api/v1/records/{record_id}/provenance"):
+    signed_only = ("POST /api/v1/sync/push", "GET /api/v1/sync/pull", "GET /api/v1/sync/feed")
+    for label in (*signed_only, "GET /api/v1/records/{record_id}/provenance"):
         assert statuses[label] <= {400, 401, 404, 405, 413, 422}, (label, statuses[label])
         assert 401 in statuses[label], (label, statuses[label])
     assert len(rows(hub.app, LogEntry)) == 2  # only the fixture's two changes were ever accepted
@@ -201,6 +203,7 @@ def test_every_operation_signed_by_an_enrolled_device_stays_in_the_spec(
     push, pull = statuses["POST /api/v1/sync/push"], statuses["GET /api/v1/sync/pull"]
     assert push & {200, 422}, push
     assert pull & {200, 422}, pull
+    assert statuses["GET /api/v1/sync/feed"] & {200, 422}, statuses["GET /api/v1/sync/feed"]
     assert enrolled.push(enrolled.create())[0]["status"] == "accepted"  # the device still works afterwards
 
 
