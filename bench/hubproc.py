@@ -210,6 +210,9 @@ class HubServer:
                 "120",
                 "--backlog",
                 "256",
+                # gunicorn 27's control socket is one path per user (~/.gunicorn/gunicorn.ctl): several
+                # hubs on one machine would take it from each other, so none of them has one
+                "--no-control-socket",
                 "backend:create_app()",
             ],
             env=self.env,

@@ -3,7 +3,7 @@
 One hub (real ``fieldsync-hub init``, three agencies, two agreements: SPD and
 CSO share resources, CSO sees SPD's without ``notes``; HSP shares nothing) on a
 fresh PostgreSQL database, served by two gunicorn processes (``-w 3`` and
-``-w 2``: two machines behind a load balancer). 21 devices, each enrolled with
+``-w 2``: two machines behind a load balancer). 18 devices, each enrolled with
 its own key and certificate, push pre-signed batches of their feeds and pull
 what is new after each, all at once; each device's requests alternate between
 the two processes, so its feed and its pull cursor cross them. The device
@@ -33,9 +33,9 @@ from tests.conftest import PG_URL, postgres_unavailable
 
 pytestmark = pytest.mark.slow
 
-DEVICES = 21  # seven per agency
+DEVICES = 18  # six per agency
 BATCHES = 4  # pushes per device, each followed by pulls of what is new
-BATCH = 30  # changes per push
+BATCH = 25  # changes per push
 PULL_LIMIT = 100
 JOB_INTERVALS = {"audit-verify": 2, "sessions-purge": 3}  # seconds
 WATCH = 10  # seconds, at the least, that the jobs' rows are watched
