@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The hub's tests run against this PostgreSQL too (a fresh database per run on it).
 export FIELDSYNC_TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: test lint typecheck bench bench-hub bench-sync demo clean chromium faketime
+.PHONY: test lint typecheck bench bench-hub bench-load bench-sync demo clean chromium faketime
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(STAMP)
 # N devices against gunicorn on PostgreSQL and SQLite; BENCH_ARGS="--devices 40 --rounds 5" for more
 bench-hub: $(STAMP)
 	$(PY) bench/bench_hub.py $(BENCH_ARGS)
+
+# 40 devices pushing and pulling at once on two gunicorn processes sharing one PostgreSQL; nothing may be lost
+bench-load: $(STAMP)
+	$(PY) bench/bench_load.py $(BENCH_ARGS)
 
 # a laptop back online after a shift, and delta sync against a 10,000- and a 1,000,000-change hub
 bench-sync: $(STAMP)

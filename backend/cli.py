@@ -50,6 +50,11 @@ def hub_command(fn: Callable[..., Any]) -> Callable[..., Any]:
             except (OperationalError, ProgrammingError) as exc:
                 db.session.rollback()
                 raise click.ClickException(_database_problem(exc)) from None
+            finally:
+                # a command run in-process (tests, benchmarks) must not leave its connections open
+                db.session.remove()
+                for engine in db.engines.values():
+                    engine.dispose()
 
     return wrapper
 

@@ -26,8 +26,6 @@ hub is visible.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import statistics
 import sys
 import threading
@@ -35,23 +33,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import nacl.signing
-from hubproc import HubInstance, enroll_device, load_average, sign_feeds, signed_request
 
-from crypto import SigningKey, b64d
+from bench.devices import AGENCIES as ALL_AGENCIES
+from bench.devices import SimDevice, set_up
+from bench.hubproc import HubInstance, load_average, percentile, sign_feeds
+from crypto import b64d
 from crypto.changes import _signed_bytes
 
-AGENCIES = {"SPD": "Springfield Police Department", "CSO": "County Sheriff's Office"}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+AGENCIES = {code: ALL_AGENCIES[code] for code in ("SPD", "CSO")}  # the two that share resources both ways
 
 
 class Fleet:
@@ -59,55 +51,37 @@ class Fleet:
 
     def __init__(self, hub: HubInstance, devices: int, batch: int, batches_per_round: int, rounds: int) -> None:
         self.hub, self.batch, self.per_round = hub, batch, batches_per_round
-        self.devices: list[dict[str, Any]] = []
-        for i in range(devices):
-            agency = list(AGENCIES)[i % len(AGENCIES)]
-            dev = enroll_device(hub.base_url, hub.token(agency, f"officer {i}"))
-            dev["key"] = SigningKey(dev["seed"])
-            self.devices.append(dev)
+        self.devices = [
+            SimDevice.enroll(hub, list(AGENCIES)[i % len(AGENCIES)], f"officer {i}", [hub.port]) for i in range(devices)
+        ]
         self.count = batch * batches_per_round * rounds
         self.cursor = 0  # the log size so far
         self.round_start = 0  # the log size before the current round's pushes
 
     def sign(self, offset: int) -> None:
-        jobs = [(d["seed"], d["device_id"], d["agency"], self.count, offset + i) for i, d in enumerate(self.devices)]
+        jobs = [(d.seed, d.device_id, d.agency, self.count, offset + i) for i, d in enumerate(self.devices)]
         for dev, wires in zip(self.devices, sign_feeds(jobs), strict=True):
-            dev["wires"] = wires
-            dev["bodies"] = []
-            for start in range(0, len(wires), self.batch):
-                body = json.dumps({"changes": wires[start : start + self.batch]}, separators=(",", ":")).encode()
-                dev["bodies"].append((body, gzip.compress(body, compresslevel=5)))
+            dev.load_feed(wires, self.batch)
 
     def run(self, phase: str, round_no: int) -> dict[str, Any]:
         """All devices at once; returns changes, wall time, per-request latencies, CPU times."""
         latencies: list[float] = []
         counted = [0]
-        errors: list[str] = []
+        errors_before = [len(d.errors) for d in self.devices]
         lock = threading.Lock()
         start = threading.Barrier(len(self.devices) + 1)
         if phase == "push":
             self.round_start = self.cursor
         cursor = self.round_start
 
-        def device_loop(dev: dict[str, Any]) -> None:
+        def device_loop(dev: SimDevice) -> None:
             start.wait()
             for b in range(self.per_round):
                 t0 = time.perf_counter()
                 if phase == "push":
-                    body, gz = dev["bodies"][round_no * self.per_round + b]
-                    status, answer = signed_request(
-                        self.hub.port, dev["key"], dev["device_id"], "POST", "/api/v1/sync/push", body, gz
-                    )
-                    n = sum(1 for r in answer.get("results", ()) if r["status"] == "accepted")
-                    bad = [r for r in answer.get("results", ()) if r["status"] != "accepted"]
-                    if status != 200 or bad:
-                        errors.append(f"push {status}: {(bad or [answer])[0]}")
+                    n = dev.push(round_no * self.per_round + b)
                 else:
-                    path = f"/api/v1/sync/pull?cursor={cursor + b * self.batch}&limit={self.batch}"
-                    status, answer = signed_request(self.hub.port, dev["key"], dev["device_id"], "GET", path)
-                    n = len(answer.get("changes", ()))
-                    if status != 200:
-                        errors.append(f"pull {status}: {answer}")
+                    n = len(dev.pull(cursor + b * self.batch, self.batch).get("changes", ()))
                 elapsed = time.perf_counter() - t0
                 with lock:
                     latencies.append(elapsed)
@@ -128,7 +102,7 @@ class Fleet:
             "latencies": latencies,
             "hub_cpu": self.hub.cpu_seconds() - hub_cpu0,
             "client_cpu": time.process_time() - client_cpu0,
-            "errors": errors,
+            "errors": [e for d, n in zip(self.devices, errors_before, strict=True) for e in d.errors[n:]],
         }
         if phase == "push":
             self.cursor += counted[0]
@@ -153,10 +127,7 @@ def main() -> None:
     try:
         for i, name in enumerate(databases):
             hub = hubs[name] = HubInstance(name)
-            hub.init(AGENCIES)
-            hub.cli("agreement", "add", "--from", "SPD", "--to", "CSO", "--collections", "resources",
-                    "--withhold", "notes", "--write", "status")  # fmt: skip
-            hub.cli("agreement", "add", "--from", "CSO", "--to", "SPD", "--collections", "resources")
+            set_up(hub, AGENCIES)
             hub.start(args.workers)
             fleet = fleets[name] = Fleet(hub, args.devices, args.batch, args.batches, args.rounds)
             t0 = time.perf_counter()
@@ -168,8 +139,8 @@ def main() -> None:
             )
 
         sample_dev = next(iter(fleets.values())).devices[0]
-        vk = nacl.signing.VerifyKey(b64d(sample_dev["answer"]["certificate"]["device_key"]))
-        raw = [(vk, _signed_bytes(w), b64d(w["signature"])) for w in sample_dev["wires"][: args.floor_sample]]
+        vk = nacl.signing.VerifyKey(b64d(sample_dev.answer["certificate"]["device_key"]))
+        raw = [(vk, _signed_bytes(w), b64d(w["signature"])) for w in sample_dev.wires[: args.floor_sample]]
         while len(raw) < args.floor_sample:
             raw += raw[: args.floor_sample - len(raw)]
 

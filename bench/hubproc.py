@@ -50,15 +50,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 class HubInstance:
-    """One hub: instance folder, database, and (once started) its gunicorn process."""
+    """One hub: instance folder, database, and (once started) its gunicorn processes (:class:`HubServer`)."""
 
-    def __init__(self, database: str = "sqlite", folder: Path | None = None) -> None:
+    def __init__(self, database: str = "sqlite", folder: Path | None = None, postgres: str | None = None) -> None:
+        """``postgres``: the server's admin URL (a database on it is created, and dropped by :meth:`destroy`)."""
         self.kind = database
+        self.postgres = (postgres or POSTGRES_ADMIN).replace("postgresql+psycopg://", "postgresql://", 1)
         self.folder = Path(folder or tempfile.mkdtemp(prefix=f"fieldsync-bench-{database}-"))
         self.instance = self.folder / "instance"
         self.pg_name: str | None = None
@@ -66,9 +76,9 @@ class HubInstance:
             import psycopg
 
             self.pg_name = f"fieldsync_bench_{uuid.uuid4().hex[:12]}"
-            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            with psycopg.connect(self.postgres, autocommit=True) as conn:
                 conn.execute(f'CREATE DATABASE "{self.pg_name}"')
-            base = POSTGRES_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+            base = self.postgres.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
             self.url = f"{base}/{self.pg_name}"
         elif database == "sqlite":
             self.url = f"sqlite:///{self.instance / 'fieldsync.db'}"
@@ -80,6 +90,7 @@ class HubInstance:
             FIELDSYNC_DATABASE_URL=self.url,
             FIELDSYNC_ADMIN_PASSWORD=ADMIN_PASSWORD,
         )
+        self.servers: list[HubServer] = []
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.base_url = ""
@@ -109,22 +120,99 @@ class HubInstance:
 
         return create_app({"DATABASE_URL": self.url, "INSTANCE_PATH": str(self.instance), "SECRET_KEY": "bench"})
 
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Read the hub's database directly (what the load checks compare the devices' view with)."""
+        if self.kind == "postgresql":
+            import psycopg
+
+            with psycopg.connect(self.url.replace("postgresql+psycopg://", "postgresql://", 1)) as conn:
+                return list(conn.execute(sql).fetchall())
+        import sqlite3
+
+        with closing(sqlite3.connect(self.instance / "fieldsync.db")) as conn:
+            return list(conn.execute(sql).fetchall())
+
     # -- serving -------------------------------------------------------------------------
-    def start(self, workers: int = 2) -> str:
+    def start(self, workers: int = 2, env: dict[str, str] | None = None) -> str:
+        """Serve this hub with gunicorn; its port and URL become the hub's own."""
+        self.server = self.serve(workers, env)
+        self.proc, self.port, self.base_url = self.server.proc, self.server.port, self.server.base_url
+        return self.base_url
+
+    def serve(self, workers: int = 2, env: dict[str, str] | None = None) -> HubServer:
+        """One more gunicorn process on this hub's instance folder and database (a second machine)."""
+        return self.serve_all([workers], env)[0]
+
+    def serve_all(self, workers: list[int], env: dict[str, str] | None = None) -> list[HubServer]:
+        """Several gunicorn processes at once (``workers[i]`` workers each), started side by side."""
+        servers = [
+            HubServer(self, n, env or {}, name=f"gunicorn-{len(self.servers) + i}") for i, n in enumerate(workers)
+        ]
+        self.servers += servers
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_ready()
+        return servers
+
+    def worker_pids(self) -> list[int]:
+        return [pid for server in self.servers for pid in server.worker_pids()]
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user+system) used so far by every gunicorn master and worker of this hub."""
+        return sum(server.cpu_seconds() for server in self.servers)
+
+    def stop(self) -> None:
+        for server in self.servers:  # all asked at once: each waits for its workers to finish
+            server.terminate()
+        for server in self.servers:
+            server.stop()
+        self.servers.clear()
+        self.proc = None
+
+    def destroy(self) -> None:
+        self.stop()
+        if self.pg_name:
+            import psycopg
+
+            with psycopg.connect(self.postgres, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
+            self.pg_name = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class HubServer:
+    """One gunicorn master and its workers serving a :class:`HubInstance` on a free loopback port."""
+
+    def __init__(self, hub: HubInstance, workers: int, env: dict[str, str], name: str = "gunicorn") -> None:
+        self.hub, self.workers, self.name = hub, workers, name
+        self.env = {**hub.env, **env}
+        self.proc: subprocess.Popen[bytes] | None = None
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log = open(self.folder / "gunicorn.log", "ab")  # noqa: SIM115 - closed in stop()
+        self.log_path = hub.folder / f"{name}.log"
+        self.terminated = False
+
+    def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
                 "-w",
-                str(workers),
+                str(self.workers),
                 "-b",
                 f"127.0.0.1:{self.port}",
                 "--timeout",
                 "120",
                 "--backlog",
                 "256",
+                # gunicorn 27's control socket is one path per user (~/.gunicorn/gunicorn.ctl): several
+                # hubs on one machine would take it from each other, so none of them has one
+                "--no-control-socket",
                 "backend:create_app()",
             ],
             env=self.env,
@@ -133,23 +221,26 @@ class HubInstance:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 60
         while True:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 conn.request("GET", "/healthz")
                 if conn.getresponse().status == 200:
-                    conn.close()
                     break
             except OSError:
                 pass
+            finally:
+                conn.close()
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"gunicorn did not start: see {self.folder / 'gunicorn.log'}")
+                raise RuntimeError(f"gunicorn did not start: see {self.log_path}")
             time.sleep(0.2)
         # wait for every worker to have booted (each answers /healthz once its app is built)
         time.sleep(1.0)
-        return self.base_url
 
     def worker_pids(self) -> list[int]:
         if self.proc is None:
@@ -169,10 +260,16 @@ class HubInstance:
             total += (int(fields[11]) + int(fields[12])) / tick
         return total
 
+    def terminate(self) -> None:
+        """Ask gunicorn to stop (graceful: workers finish their requests), once."""
+        if self.proc is not None and self.proc.poll() is None and not self.terminated:
+            self.proc.send_signal(signal.SIGTERM)
+            self.terminated = True
+
     def stop(self) -> None:
         if self.proc is not None:
             if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
+                self.terminate()
                 try:
                     self.proc.wait(20)
                 except subprocess.TimeoutExpired:
@@ -180,16 +277,6 @@ class HubInstance:
                     self.proc.wait()
             self.proc = None
             self.log.close()
-
-    def destroy(self) -> None:
-        self.stop()
-        if self.pg_name:
-            import psycopg
-
-            with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
-            self.pg_name = None
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # -- devices and their pre-signed feeds ----------------------------------------------------
