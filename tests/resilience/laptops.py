@@ -21,7 +21,10 @@ from field_client.replica import Replica
 from tests.e2e.conftest import ENROLLED, FIELDSYNC, PASSPHRASE, Hub, Officer, hub_view, replica_view
 
 Shares = dict[tuple[str, str], tuple[set[str], set[str]]]
-FAKETIME_LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+FAKETIME_LIB = next(  # Debian's multiarch folder: x86_64-linux-gnu, aarch64-linux-gnu...
+    iter(sorted(Path("/usr/lib").glob("*-linux-gnu/faketime/libfaketime.so.1"))),
+    Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"),
+)
 
 
 def enroll(hub: Hub, url: str, agency: str, name: str, home: Path) -> Officer:
