@@ -94,10 +94,7 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
     try:
         alarm = device.replica.get("hub_alarm")
         if alarm:
-            raise HubUntrusted(
-                f"{alarm['message']} (alarm raised {alarm['detected_at']} and kept until `fieldsync accept-hub` "
-                "is run with the size and head your administrator reads on the hub)"
-            )
+            raise HubUntrusted(f"{alarm['message']} (raised {alarm['detected_at']}, kept until `fieldsync accept-hub`)")
         prepare(device, client, report)
         push(device, client, report)
         pull(device, client, report, progress=progress)
@@ -307,13 +304,13 @@ def _check_checkpoint(device: Device, checkpoint: Any, *, chain_at: Any = None, 
     newest = replica.get("checkpoint")
     if newest is not None:
         seen = f"{cp.size} log entries (head {cp.head})"
-        signed = f"it signed {newest['size']} (head {newest['head']}) on {newest['at']}"
+        signed = f"signed {newest['size']} (head {newest['head']}) on {newest['at']}"
         if cp.size < newest["size"]:
             _alarm(
                 device,
                 "ROLLBACK",
-                f"ROLLBACK: the hub now shows {seen}, but {signed}: it was restored from an old copy or is not "
-                "the same hub. Sync stopped: nothing was sent or applied. Tell your administrator.",
+                f"ROLLBACK: the hub shows {seen} but {signed}: restored from an old copy, or not the same "
+                "hub. Nothing was sent or applied; tell your administrator.",
                 cp,
                 checkpoint,
                 newest,
@@ -324,10 +321,9 @@ def _check_checkpoint(device: Device, checkpoint: Any, *, chain_at: Any = None, 
             _alarm(
                 device,
                 "FORK",
-                f"FORK: the hub now shows {seen}"
-                + (f", whose head at size {newest['size']} is {chain_at}" if forked_before else "")
-                + f", but {signed}: a different history. Sync stopped: nothing was sent or applied. "
-                "Tell your administrator.",
+                f"FORK: the hub shows {seen}"
+                + (f", head {chain_at} at size {newest['size']}," if forked_before else "")
+                + f" but {signed}: a different history. Nothing was sent or applied; tell your administrator.",
                 cp,
                 checkpoint,
                 newest,

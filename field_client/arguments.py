@@ -32,7 +32,7 @@ from . import inputs
 from .errors import BadHubAddress
 from .huburl import check_hub_url
 
-LINE_LIMIT = 400
+LINE_LIMIT = 500
 TOKEN = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")  # what the hub issues: base64url, 43 characters today
 
 

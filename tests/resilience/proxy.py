@@ -6,8 +6,11 @@ Rules this module owns:
   hub's port, one thread per direction: ``up`` is laptop -> hub, ``down`` is hub -> laptop.
 - With no fault armed it passes every byte unchanged, and counts them (``bytes_up``,
   ``bytes_down``), so a test can see that a request is under way.
-- A fault is armed for the next ``times`` connections that carry more than ``after`` bytes
-  in its direction: exactly ``after`` bytes go through, then
+- A fault is armed for the next ``times`` requests (of those whose request line starts with
+  its ``on``, e.g. ``"POST /api/v1/sync/push"``, when given) that carry more than ``after``
+  bytes in its direction, counted from the start of that request (``up``) or of its answer
+  (``down``; HTTP/1.1 without pipelining, so the bytes down after a request line belong to
+  its answer, also on a kept-alive connection): exactly ``after`` bytes go through, then
   ``drop`` closes both sockets abruptly (SO_LINGER 0: a TCP reset, as a cut cable or a
   dying middlebox does), or ``stall`` stops forwarding in both directions without closing
   anything (a link that went silent) until the proxy is closed.
@@ -23,14 +26,16 @@ import threading
 from dataclasses import dataclass
 
 CHUNK = 4096
+METHODS = (b"GET ", b"POST ", b"PUT ", b"PATCH ", b"DELETE ", b"HEAD ", b"OPTIONS ")
 
 
 @dataclass
 class Fault:
     kind: str  # "drop" | "stall"
     direction: str  # "up" (laptop -> hub) | "down" (hub -> laptop)
-    after: int  # bytes of one connection that go through in that direction first
-    times: int = 1  # how many connections it hits
+    after: int  # bytes of one request (or its answer) that go through in that direction first
+    times: int = 1  # how many requests it hits
+    on: str | None = None  # only requests whose request line starts with this, e.g. "POST /api/v1/sync/push"
 
 
 class _Link:
@@ -39,6 +44,8 @@ class _Link:
     def __init__(self, proxy: Proxy, client: socket.socket, server: socket.socket) -> None:
         self.proxy, self.client, self.server = proxy, client, server
         self.sent = {"up": 0, "down": 0}
+        self.base = {"up": 0, "down": 0}  # bytes each way when the current request began
+        self.request = b""  # the current request's line
         self.fault: Fault | None = None
         self.dead = threading.Event()  # dropped or closed: both pumps stop
         self.stalled = threading.Event()
@@ -56,6 +63,8 @@ class _Link:
                 if self.stalled.is_set():
                     self.dead.wait()  # a silent link: hold everything until the proxy closes
                     return
+                if direction == "up" and data.startswith(METHODS):  # a new request on this connection
+                    self.request, self.base = data.split(b"\r\n", 1)[0], dict(self.sent)
                 data = self._through(direction, data, dst)
                 if data is None:
                     return
@@ -70,11 +79,12 @@ class _Link:
 
     def _through(self, direction: str, data: bytes, dst: socket.socket) -> bytes | None:
         """Bytes to forward now, or None when a fault fired (after forwarding what it lets through)."""
-        fault = self.fault or self.proxy.claim(direction, self.sent[direction] + len(data))
+        done = self.sent[direction] - self.base[direction]
+        fault = self.fault or self.proxy.claim(direction, done + len(data), self.request)
         if fault is None or fault.direction != direction:
             return data
         self.fault = fault
-        room = fault.after - self.sent[direction]
+        room = fault.after - done
         if len(data) <= room:
             return data
         if room > 0:
@@ -126,13 +136,13 @@ class Proxy:
         threading.Thread(target=self._accept, daemon=True).start()
 
     # -- faults ---------------------------------------------------------------
-    def drop(self, direction: str, after: int, *, times: int = 1) -> None:
-        """Cut the next ``times`` connections abruptly after ``after`` bytes in ``direction``."""
-        self._arm(Fault("drop", direction, after, times))
+    def drop(self, direction: str, after: int, *, times: int = 1, on: str | None = None) -> None:
+        """Cut the next ``times`` requests (``on``: of that request line) abruptly after ``after`` bytes."""
+        self._arm(Fault("drop", direction, after, times, on))
 
-    def stall(self, direction: str, after: int, *, times: int = 1) -> None:
-        """Stop forwarding (without closing) the next ``times`` connections after ``after`` bytes."""
-        self._arm(Fault("stall", direction, after, times))
+    def stall(self, direction: str, after: int, *, times: int = 1, on: str | None = None) -> None:
+        """Stop forwarding (without closing) the next ``times`` requests after ``after`` bytes."""
+        self._arm(Fault("stall", direction, after, times, on))
 
     def clear(self) -> None:
         """Disarm faults not yet fired (stalled links stay stalled until :meth:`close`)."""
@@ -144,15 +154,16 @@ class Proxy:
         with self._lock:
             self._faults.append(fault)
 
-    def claim(self, direction: str, total: int) -> Fault | None:
-        """The armed fault this connection now triggers (its ``direction`` bytes reach ``total``)."""
+    def claim(self, direction: str, total: int, request: bytes) -> Fault | None:
+        """The armed fault this request now triggers (its ``direction`` bytes reach ``total``)."""
         with self._lock:
             for fault in self._faults:
-                if fault.direction == direction and total > fault.after:
+                wanted = fault.on is None or request.startswith(fault.on.encode("ascii"))
+                if fault.direction == direction and total > fault.after and wanted:
                     fault.times -= 1
                     if fault.times <= 0:
                         self._faults.remove(fault)
-                    return Fault(fault.kind, fault.direction, fault.after)
+                    return Fault(fault.kind, fault.direction, fault.after, 1, fault.on)
         return None
 
     def fired(self, fault: Fault) -> None:

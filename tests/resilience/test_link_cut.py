@@ -22,6 +22,7 @@ from .proxy import Proxy
 
 VEHICLES = 100  # x3 = 300 changes: push batches of 200 and 100
 FIRST_BATCH = 200  # field_client.agent.PUSH_BATCH
+PUSH, PULL = "POST /api/v1/sync/push", "GET /api/v1/sync/pull"  # (each sync first asks GET /sync/feed)
 
 
 @pytest.fixture
@@ -58,14 +59,14 @@ def test_link_cut_mid_request_and_mid_response(
     total = offline_edits(writer, VEHICLES)
 
     # laptop -> hub cut in the middle of the first push's body: the hub never sees a whole request
-    proxy.drop("up", after=3000)
+    proxy.drop("up", after=3000, on=PUSH)
     err = failed_sync(writer, within=30)
     assert "hub unreachable" in err and "try again later" in err, err
     assert proxy.fired_faults and logged(hub_process) == 0
     assert pending(writer) == total
 
     # hub -> laptop cut in the middle of the first push's answer: the hub committed the batch
-    proxy.drop("down", after=200)
+    proxy.drop("down", after=200, on=PUSH)
     err = failed_sync(writer, within=30)
     assert "hub unreachable" in err, err
     assert len(proxy.fired_faults) == 2
@@ -78,7 +79,7 @@ def test_link_cut_mid_request_and_mid_response(
     assert_log_exact(hub_process, writer, total)
 
     # a pull answer cut mid-way commits nothing on the laptop; the next pull resumes from its cursor
-    proxy.drop("down", after=2000)
+    proxy.drop("down", after=2000, on=PULL)
     err = failed_sync(reader, within=30)
     assert "hub unreachable" in err, err
     assert reader.replica_rows("SELECT count(*) AS n FROM changes")[0]["n"] == 0
@@ -97,13 +98,13 @@ def test_stalled_link_ends_in_the_clients_timeout(
     total = offline_edits(writer, VEHICLES)
 
     # silent in the middle of the request body: no answer ever comes
-    proxy.stall("up", after=3000)
+    proxy.stall("up", after=3000, on=PUSH)
     err = failed_sync(writer, within=15)
     assert "did not answer within 2 s (timed out); try again later" in err, err
     assert logged(hub_process) == 0 and pending(writer) == total
 
     # silent after the hub committed and began to answer: the retry must not apply anything twice
-    proxy.stall("down", after=200)
+    proxy.stall("down", after=200, on=PUSH)
     err = failed_sync(writer, within=15)
     assert "did not answer within 2 s" in err, err
     assert logged(hub_process) == FIRST_BATCH and pending(writer) == total
