@@ -185,8 +185,11 @@ class Replica:
             raise AlreadyEnrolled(f"a replica already exists in {folder}")
         if len(passphrase) < 8:
             raise WrongPassphrase("choose a passphrase of at least 8 characters")
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
+        if not folder.exists() or not any(folder.iterdir()):
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(folder, 0o700)  # a folder of its own: only the officer may list it
+        # else a folder that already holds other things (even /tmp, by mistake): its mode is not
+        # ours to change; the replica's own files are 0600 whatever the folder's mode
         salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
         key = derive_key(passphrase, salt, cost)
         header = {

@@ -380,3 +380,18 @@ def test_status_of_a_fresh_laptop(laptop: MakeLaptop) -> None:
     assert info["device_id"] == lee.device.device_id
     assert (info["agency"], info["officer"], info["pending"]) == ("SPD", "Sgt. Lee", 0)
     assert info["last_sync_at"] is None
+
+
+def test_create_in_a_folder_that_holds_other_things_leaves_its_mode_alone(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    (shared / "someone-elses.txt").write_text("x")
+    shared.chmod(0o1777)  # like /tmp
+    replica.Replica.create(shared, "a long enough passphrase", cost=FAST).close()
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    for name in (DB_NAME, HEADER_NAME):
+        assert stat.S_IMODE((shared / name).stat().st_mode) == 0o600
+    empty = tmp_path / "empty"
+    empty.mkdir(mode=0o755)
+    replica.Replica.create(empty, "a long enough passphrase", cost=FAST).close()
+    assert stat.S_IMODE(empty.stat().st_mode) == 0o700
