@@ -44,7 +44,9 @@ def test_hub_killed_mid_push_loses_nothing_and_applies_nothing_twice(
     assert proc.returncode != 0
     assert "hub unreachable" in stderr, stderr
     assert "Traceback" not in stderr, stderr
-    assert pending(writer) == total - at_kill  # committed batches were acknowledged; the rest is kept
+    # every change the hub did not commit is still queued; a committed batch whose answer died with
+    # the hub is queued too (the laptop never heard), and the re-send below must not apply it twice
+    assert total - at_kill <= pending(writer) <= total
 
     hub_process.start()  # same instance folder, same port
     assert hub_process.query("PRAGMA integrity_check")[0]["integrity_check"] == "ok"
