@@ -12,13 +12,26 @@ Rules this module owns:
   entries remain after it. The answer carries the certificates of the devices
   that wrote the changes, the registry size (a client refreshes its registry
   when it grew) and the hub's signed checkpoint of (S, head).
+- A page costs O(limit), not O(log): each way of being visible (own, reservations
+  of own resources, one per sharing agency) is read by its own index in seq order,
+  at most ``limit`` entries each, and the page is the first ``limit`` of their union.
+- The answer is JSON built by joining text (:meth:`Page.body`): a change that
+  needs no withholding leaves as the text the log stores (read as text, never
+  parsed: the hub wrote it from a verified change, so it is a JSON object); only
+  a change that may hold a withheld field is parsed, reduced and serialised
+  again. "May hold" errs one way only: a text naming no withheld field (as
+  ``"name"``) and holding no backslash (so no escaped key) cannot hold one; any
+  other is parsed. The parsed form (:meth:`Page.answer`) is the same JSON, keys
+  and values.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Text, and_, cast, select, union
 
 from crypto import withhold
 
@@ -28,7 +41,51 @@ from .errors import Conflict
 from .models import Device, LogEntry, RegistryEntry
 
 
-def pull(agency: str, cursor: int, limit: int) -> dict[str, Any]:
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _may_name(text: str, names: frozenset[str]) -> bool:
+    """Whether the JSON ``text`` may hold a key in ``names``. Without a backslash every JSON
+    string in a text is written as its characters, so a key ``notes`` shows as ``"notes"``;
+    a text with any escape is taken to name them all."""
+    return "\\" in text or any(f'"{name}"' in text for name in names)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One pull answer; ``changes`` are (seq, the change's JSON text as it leaves the hub)."""
+
+    changes: list[tuple[int, str]]
+    certificates: dict[str, Any]
+    next_cursor: int
+    more: bool
+    registry_size: int
+    checkpoint: dict[str, Any]
+
+    def body(self) -> bytes:
+        """The answer as JSON: ``{changes: [{seq, change}], certificates, next_cursor, more,
+        registry_size, checkpoint}``, the change texts spliced in as they are."""
+        changes = ",".join([f'{{"seq":{seq},"change":{text}}}' for seq, text in self.changes])
+        return (
+            f'{{"changes":[{changes}],"certificates":{_dumps(self.certificates)},'
+            f'"next_cursor":{self.next_cursor},"more":{_dumps(self.more)},'
+            f'"registry_size":{self.registry_size},"checkpoint":{_dumps(self.checkpoint)}}}\n'
+        ).encode()
+
+    def answer(self) -> dict[str, Any]:
+        """The same answer parsed."""
+        return {
+            "changes": [{"seq": seq, "change": json.loads(text)} for seq, text in self.changes],
+            "certificates": self.certificates,
+            "next_cursor": self.next_cursor,
+            "more": self.more,
+            "registry_size": self.registry_size,
+            "checkpoint": self.checkpoint,
+        }
+
+
+def page(agency: str, cursor: int, limit: int) -> Page:
     head = log.read_head()
     size, head_hash = head.size, head.head
     if cursor > size:
@@ -46,11 +103,35 @@ def pull(agency: str, cursor: int, limit: int) -> dict[str, Any]:
         for owner, s in shares.items()
         if s.collections
     ]
-    # columns, not ORM objects: a page is hundreds of rows, and only these are needed
+    # One OR over the whole (cursor, S] would make the database gather every visible entry
+    # of the rest of the log and sort it, per page. Each way of being visible instead is an
+    # index range read in seq order that stops after ``limit`` entries; UNION drops an entry
+    # visible two ways (an own reservation of an own resource).
+    first = union(
+        *[
+            select(branch.c.seq)
+            for branch in (
+                select(LogEntry.seq)
+                .where(LogEntry.seq > cursor, LogEntry.seq <= size, condition)
+                .order_by(LogEntry.seq)
+                .limit(limit)
+                .subquery()
+                for condition in visible
+            )
+        ]
+    )
+    # columns, not ORM objects: a page is hundreds of rows, and only these are needed;
+    # the change as the text the log stores (JSON on PostgreSQL keeps it as written)
     rows = list(
         db.session.execute(
-            select(LogEntry.seq, LogEntry.agency, LogEntry.resource_agency, LogEntry.device, LogEntry.wire)
-            .where(LogEntry.seq > cursor, LogEntry.seq <= size, or_(*visible))
+            select(
+                LogEntry.seq,
+                LogEntry.agency,
+                LogEntry.resource_agency,
+                LogEntry.device,
+                cast(LogEntry.wire, Text).label("wire"),
+            )
+            .where(LogEntry.seq.in_(first))
             .order_by(LogEntry.seq)
             .limit(limit)
         )
@@ -58,25 +139,36 @@ def pull(agency: str, cursor: int, limit: int) -> dict[str, Any]:
     next_cursor = rows[-1].seq if len(rows) == limit else size
     changes = []
     for row in rows:
-        wire = row.wire
+        wire: str = row.wire
         share = shares.get(row.agency)
-        if row.agency != agency and row.resource_agency != agency and share is not None and share.withhold:
-            wire = withhold(wire, share.withhold)
-        changes.append({"seq": row.seq, "change": wire})
+        if (
+            row.agency != agency
+            and row.resource_agency != agency
+            and share is not None
+            and share.withhold
+            and _may_name(wire, share.withhold)
+        ):
+            wire = _dumps(withhold(json.loads(wire), share.withhold))
+        changes.append((row.seq, wire))
     device_ids = {row.device for row in rows}
     certificates = (
         {d.id: d.certificate for d in db.session.scalars(select(Device).where(Device.id.in_(device_ids)))}
         if device_ids
         else {}
     )
-    return {
-        "changes": changes,
-        "certificates": certificates,
-        "next_cursor": next_cursor,
-        "more": next_cursor < size,
-        "registry_size": db.session.query(RegistryEntry).count(),
-        "checkpoint": log.checkpoint(size, head_hash),
-    }
+    return Page(
+        changes=changes,
+        certificates=certificates,
+        next_cursor=next_cursor,
+        more=next_cursor < size,
+        registry_size=db.session.query(RegistryEntry).count(),
+        checkpoint=log.checkpoint(size, head_hash),
+    )
+
+
+def pull(agency: str, cursor: int, limit: int) -> dict[str, Any]:
+    """:func:`page`, parsed."""
+    return page(agency, cursor, limit).answer()
 
 
 def visible_to(agency: str, owner: str, collection: str) -> bool:

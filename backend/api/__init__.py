@@ -79,10 +79,10 @@ def sync_pull() -> Any:
     except MarshmallowError as exc:
         raise Unprocessable("bad pull parameters", details=exc.normalized_messages()) from None
     limit = min(args["limit"] or current_app.config["PULL_LIMIT"], int(current_app.config["PULL_LIMIT"]))
-    answer = pull.pull(device.agency, args["cursor"], limit)
+    page = pull.page(device.agency, args["cursor"], limit)
     device.last_pull_at = keystore.now()
     db.session.commit()
-    return jsonify(answer)
+    return current_app.response_class(page.body(), mimetype="application/json")
 
 
 @bp.get("/sync/feed")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -204,3 +205,107 @@ def test_the_owner_of_a_resource_sees_the_reservations_it_must_approve(hub: Hub,
     )
     assert [r["status"] for r in kim.push(ask)] == ["accepted"]
     assert ask["id"] in [c.id for c in lee.pull()]
+
+
+def reference_pull(agency: str, cursor: int, limit: int) -> dict[str, Any]:
+    """The answer as pull built it before it spliced stored text: every visible entry read by one
+    OR, every change parsed from the log's JSON column, withheld, the answer a dict."""
+    from sqlalchemy import and_, or_, select
+
+    from backend import agreements, log
+    from backend.db import db
+    from backend.models import Device
+    from crypto import withhold
+
+    head = log.read_head()
+    shares = agreements.shares_to(agency)
+    visible = [
+        LogEntry.agency == agency,
+        and_(LogEntry.collection == "reservations", LogEntry.resource_agency == agency),
+    ] + [and_(LogEntry.agency == o, LogEntry.collection.in_(sorted(s.collections))) for o, s in shares.items()]
+    entries = list(
+        db.session.scalars(
+            select(LogEntry)
+            .where(LogEntry.seq > cursor, LogEntry.seq <= head.size, or_(*visible))
+            .order_by(LogEntry.seq)
+            .limit(limit)
+        )
+    )
+    changes = []
+    for e in entries:
+        share = shares.get(e.agency)
+        own = e.agency == agency or e.resource_agency == agency
+        wire = withhold(e.wire, share.withhold) if not own and share is not None and share.withhold else e.wire
+        changes.append({"seq": e.seq, "change": wire})
+    next_cursor = entries[-1].seq if len(entries) == limit else head.size
+    devices = {e.device for e in entries}
+    return {
+        "changes": changes,
+        "certificates": {d.id: d.certificate for d in db.session.scalars(select(Device).where(Device.id.in_(devices)))},
+        "next_cursor": next_cursor,
+        "more": next_cursor < head.size,
+        "registry_size": db.session.query(RegistryEntry).count(),
+        "checkpoint": log.checkpoint(head.size, head.head),
+    }
+
+
+def test_the_spliced_answer_is_the_reference_answer_and_withholds_the_same(
+    hub: Hub, live: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend import log, pull
+
+    for code in ("SPD", "CSO", "FBI", "DEA"):
+        hub.agency(code)
+    hub.agreement("SPD", "CSO", ["resources", "reservations"], withhold=["notes", "status"])
+    hub.agreement("FBI", "CSO", ["resources"])
+    hub.agreement("CSO", "SPD", ["resources"])  # so that SPD may book CSO's resource
+    lee = Officer(live, hub.token("SPD", "Sgt. Lee"))
+    kim = Officer(live, hub.token("CSO", "Dep. Kim"))
+    ray = Officer(live, hub.token("FBI", "Agent Ray"))
+    dee = Officer(live, hub.token("DEA", "Agent Dee"))
+    tricky = 'a "quoted" \\ back\\slash, caf\u00e9 \u2603 and "notes": 1'
+    car = lee.create(values={**RESOURCE, "notes": SECRET})
+    van = lee.create(values={**RESOURCE, "name": tricky, "notes": tricky})  # escapes: parsed, withheld
+    bare = lee.create(values={"kind": "vehicle", "name": "no withheld field named", "quantity": 2})
+    mine = kim.create(values={**RESOURCE, "notes": "CSO's own note"})
+    assert [r["status"] for r in lee.push(car, van, bare) + kim.push(mine)] == ["accepted"] * 4
+    edits = [lee.change("resources", {"notes": f"{SECRET} edit {i}"}, record_id=car["record_id"]) for i in range(3)]
+    edits.append(lee.change("resources", {"quantity": 7}, record_id=bare["record_id"]))
+    book = {"starts_at": "2030-01-03T08:00:00Z", "ends_at": "2030-01-03T10:00:00Z", "state": "requested"}
+    own_booking = kim.create("reservations", {**book, "resource_id": mine["record_id"]})  # visible two ways
+    spd_booking = lee.create("reservations", {**book, "resource_id": mine["record_id"]})
+    results = lee.push(*edits) + kim.push(own_booking) + lee.push(spd_booking)
+    assert [r["status"] for r in results] == ["accepted"] * 6, results
+    fbi = ray.create(values={**RESOURCE, "notes": "FBI shares its notes"})
+    hidden = dee.create(values={**RESOURCE, "name": "DEA only", "notes": "DEA secret"})
+    contact = lee.create("contacts", {"name": "Lt. Diaz", "role": "liaison"})  # not shared
+    assert [r["status"] for r in ray.push(fbi) + dee.push(hidden) + lee.push(contact)] == ["accepted"] * 3
+    second = datetime.now(UTC).replace(microsecond=0)
+    monkeypatch.setattr(log, "now", lambda: second)  # one checkpoint time: Ed25519 signs deterministically
+    with hub.app.app_context():
+        size = log.read_head().size
+        for agency in ("SPD", "CSO", "FBI", "DEA"):
+            for cursor in range(size + 1):
+                for limit in (1, 2, 3, 500):
+                    expected = reference_pull(agency, cursor, limit)
+                    page = pull.page(agency, cursor, limit)
+                    body = page.body()
+                    assert json.loads(body) == page.answer() == expected, (agency, cursor, limit)
+    # what leaves the hub for CSO: no SPD note or status value nor its salt, in any form; nothing of
+    # DEA's nor SPD's contact; FBI's shared notes, SPD's booking of CSO's resource whole (CSO decides it)
+    answer = raw(live, "GET", pull_path(0), officer=kim)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
+    text = answer.text
+    for wire in (car, *edits[:3]):
+        (notes,) = [v for k, v in wire["fields"].items() if k == "notes"]
+        assert notes["value"] not in text and notes["salt"] not in text
+    assert text.count(json.dumps(tricky)) == 1  # the van's name, not its notes
+    assert van["fields"]["notes"]["salt"] not in text and car["fields"]["status"]["salt"] not in text
+    assert "DEA" not in text and "Lt. Diaz" not in text and "FBI shares its notes" in text
+    pulled = {c["change"]["id"]: c["change"] for c in answer.json()["changes"]}
+    assert set(pulled) == {w["id"] for w in (car, van, bare, mine, *edits, own_booking, spd_booking, fbi)}
+    assert pulled[van["id"]]["fields"]["name"] == van["fields"]["name"]
+    assert set(pulled[van["id"]]["fields"]["notes"]) == {"digest"}
+    assert pulled[spd_booking["id"]] == spd_booking and pulled[mine["id"]] == mine and pulled[fbi["id"]] == fbi
+    assert [c.id for c in kim.pull(limit=4)] == [w["id"] for w in (car, van, bare, mine, *edits, own_booking,
+                                                                   spd_booking, fbi)]  # fmt: skip
