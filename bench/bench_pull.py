@@ -11,13 +11,13 @@ withheld ones).
 Timed, per round:
 
 - **in process**: every page of 500 the LAP laptop would pull, built as the API builds it
-  (``backend.pull.page`` and its JSON body) and gzipped as the middleware does, inside a
-  request context; CPU time of this process per change.
+  (``backend.pull.page`` and its JSON body) and gzipped at levels 1, 3 and 5 (the middleware
+  uses 3), inside a request context; CPU time of this process per change.
 - **gunicorn -w 2** on loopback: a LAP device enrolled over the API pulls every page through
   field_client.transport.HubClient; the hub workers' CPU time (``HubInstance.cpu_seconds``) per
   change served.
 
-``--profile`` prints a cProfile of one in-process pass (top 25 by cumulative time).
+``--profile`` prints a cProfile of one in-process pass (top 30 by own time).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def main() -> None:
         print(f"hub ({args.database}) seeded with {args.changes:,} changes in {time.perf_counter() - t0:.0f} s")
         print(f"load average {load_average()}")
         app = hub.app()
-        for level in (1, 5):
+        for level in (1, 3, 5):
             rows = [in_process(app, level) for _ in range(args.rounds)]
             n, _, raw, packed = rows[0]
             cpu = statistics.median(r[1] for r in rows)
