@@ -6,9 +6,14 @@ Rules this module owns:
   stored as it arrives. A change the hub refused is marked with its reason and
   removed from the local state (the record is rebuilt without it), so the
   officer sees the refusal and the laptop agrees with the hub.
-- Pull asks by cursor, page by page, and commits each page with the new cursor
-  in one transaction: a sync cut off at any point resumes where it stopped,
-  with nothing applied twice and nothing skipped.
+- Pull asks by cursor, page by page, and commits whole pages with the cursor
+  after the last of them in one transaction: a sync cut off at any point
+  resumes where it stopped, with nothing applied twice and nothing skipped.
+  A commit covers at most COMMIT_CHANGES changes or COMMIT_SECONDS of work
+  (each commit encrypts and writes every page it touched, and a record edited
+  on several pages is then written once, not once a page); a failure to
+  fetch the next page still commits the pages already applied; a failure
+  while applying one rolls back to the last commit.
 - Every pulled change is verified against the registry pinned at enrollment
   before it is applied; one that fails is kept in ``refused`` with the reason,
   never applied. A hub-signed resolution must also only re-state a value an
@@ -37,9 +42,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +65,8 @@ PUSH_BATCH = 200
 PULL_LIMIT = 500
 VERIFY_THREADS = 2  # only the Ed25519 call releases the GIL: a small gain (bench/README.md)
 VERIFY_CHUNK = 50  # pages smaller than two chunks are verified on one thread
+COMMIT_CHANGES = 5_000  # pulled changes at most in one commit (FIELDSYNC_PULL_COMMIT); a crash re-pulls these
+COMMIT_SECONDS = 1.0  # ... or this much work: a `fieldsync ui` edit waits no longer for the write lock
 
 
 @dataclass
@@ -90,6 +100,7 @@ def client_for(device: Device, **kw: Any) -> HubClient:
 def sync(device: Device, client: HubClient, *, progress: Progress | None = None) -> SyncReport:
     """Push, then pull. Raises HubUnavailable (retry), HubRefused or HubUntrusted (stop)."""
     report = SyncReport()
+    commit_every = configured_commit_changes()  # a bad setting stops the sync before anything is sent
     device.replica.set("last_try_at", state.stamp())  # kept apart from last_sync_at: a failed try is not a sync
     try:
         alarm = device.replica.get("hub_alarm")
@@ -97,7 +108,7 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
             raise HubUntrusted(f"{alarm['message']} (raised {alarm['detected_at']}, kept until `fieldsync accept-hub`)")
         prepare(device, client, report)
         push(device, client, report)
-        pull(device, client, report, progress=progress)
+        pull(device, client, report, progress=progress, commit_every=commit_every)
     except (HubUnavailable, HubRefused, HubUntrusted, HighWaterInvalid) as exc:
         device.replica.set("last_sync_error", str(exc))
         raise
@@ -187,14 +198,69 @@ def _mark(replica: Any, seq: int, status: str, reason: str | None = None, detail
     )
 
 
-def pull(device: Device, client: HubClient, report: SyncReport, *, progress: Progress | None = None) -> None:
+def configured_commit_changes() -> int:
+    """``FIELDSYNC_PULL_COMMIT``: most pulled changes in one commit (default COMMIT_CHANGES)."""
+    raw = os.environ.get("FIELDSYNC_PULL_COMMIT", "").strip()
+    if not raw:
+        return COMMIT_CHANGES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1_000_000:
+        raise ClientError(f"FIELDSYNC_PULL_COMMIT must be a whole number of changes from 1 to 1000000, not {raw!r}")
+    return value
+
+
+class _Commits:
+    """The pull's open transaction: pages join it until it holds COMMIT_CHANGES changes or
+    has run COMMIT_SECONDS; :meth:`commit` ends it (no-op when none is open)."""
+
+    def __init__(self, replica: Any, limit: int) -> None:
+        self.replica = replica
+        self.limit = limit
+        self.open: ExitStack | None = None
+        self.changes = 0
+        self.started = 0.0
+
+    def join(self) -> None:
+        if self.open is None:
+            self.open = ExitStack()
+            self.open.enter_context(self.replica.transaction())
+            self.changes, self.started = 0, time.monotonic()
+
+    def added(self, changes: int) -> None:
+        self.changes += changes
+        if self.changes >= self.limit or time.monotonic() - self.started >= COMMIT_SECONDS:
+            self.commit()
+
+    def commit(self) -> None:
+        stack, self.open = self.open, None
+        if stack is not None:
+            stack.close()
+
+    def roll_back(self, exc: BaseException) -> None:
+        stack, self.open = self.open, None
+        if stack is not None:
+            stack.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def pull(
+    device: Device,
+    client: HubClient,
+    report: SyncReport,
+    *,
+    progress: Progress | None = None,
+    commit_every: int = COMMIT_CHANGES,
+) -> None:
     """Pull page by page. While a page is verified and merged, the next one is already being
     fetched (its cursor is in the answer); a page is verified on VERIFY_THREADS threads, then
-    merged in order. Each page is still committed with its cursor in one transaction, in
-    order: a prefetched page that is never committed is simply asked for again next time."""
+    merged in order. Whole pages are committed with the cursor after them (see the module's
+    rules): a prefetched page that is never committed is simply asked for again next time."""
     replica = device.replica
     registry = device.registry()
     fetcher, verifiers = ThreadPoolExecutor(1), ThreadPoolExecutor(VERIFY_THREADS)
+    commits = _Commits(replica, commit_every)
     try:
         pending = fetcher.submit(client.pull, int(replica.get("cursor", 0)), PULL_LIMIT)
         while True:
@@ -206,13 +272,27 @@ def pull(device: Device, client: HubClient, report: SyncReport, *, progress: Pro
                     registry = device.replace_registry(client.registry())
                 except VerificationError as exc:
                     raise HubUntrusted(f"the hub's key registry is not trustworthy: {exc}") from None
-            _check_checkpoint(device, answer.get("checkpoint"))
-            _apply_page(device, answer, report, verifiers)
+            alarm = _checkpoint_alarm(device, answer.get("checkpoint"))
+            if alarm is not None:
+                commits.commit()  # what was applied came under earlier, sound checkpoints
+                _alarm(device, *alarm)
+            commits.join()
+            try:
+                _keep_checkpoint(device, answer["checkpoint"])
+                _apply_page(device, answer, report, verifiers)
+            except BaseException as exc:
+                commits.roll_back(exc)
+                raise
             report.cursor = int(answer["next_cursor"])
+            commits.added(len(answer["changes"]))
             if progress is not None:
                 progress(report.cursor, int(answer["checkpoint"]["size"]))
             if not answer.get("more"):
+                commits.commit()
                 return
+    except BaseException:
+        commits.commit()  # only whole pages are in it: a failed fetch keeps what was applied
+        raise
     finally:
         # a sync stopped early does not wait for a prefetched page it will not use
         fetcher.shutdown(wait=False, cancel_futures=True)
@@ -296,40 +376,57 @@ def _check_checkpoint(device: Device, checkpoint: Any, *, chain_at: Any = None, 
     replica's ``hub_alarm`` before it is raised. ``probe`` (the feed answer, with ``chain_at``: the
     hub's head at the kept size) also catches a fork that has grown past the kept size; a probe's
     checkpoint is not kept (the pull's are, page by page)."""
-    replica = device.replica
+    alarm = _checkpoint_alarm(device, checkpoint, chain_at=chain_at, probe=probe)
+    if alarm is not None:
+        _alarm(device, *alarm)
+    if not probe:
+        _keep_checkpoint(device, checkpoint)
+
+
+def _checkpoint_alarm(
+    device: Device, checkpoint: Any, *, chain_at: Any = None, probe: bool = False
+) -> tuple[str, str, Any, Any, dict[str, Any]] | None:
+    """What :func:`_alarm` must raise for this checkpoint, or None; writes nothing. A checkpoint
+    that does not verify raises HubUntrusted at once (nothing of it is kept)."""
     try:
         cp = verify_checkpoint(checkpoint, device.registry().hub_key)
     except VerificationError as exc:
         raise HubUntrusted(f"the hub's signed checkpoint does not verify: {exc}") from None
-    newest = replica.get("checkpoint")
-    if newest is not None:
-        seen = f"{cp.size} log entries (head {cp.head})"
-        signed = f"signed {newest['size']} (head {newest['head']}) on {newest['at']}"
-        if cp.size < newest["size"]:
-            _alarm(
-                device,
-                "ROLLBACK",
-                f"ROLLBACK: the hub shows {seen} but {signed}: restored from an old copy, or not the same "
-                "hub. Nothing was sent or applied; tell your administrator.",
-                cp,
-                checkpoint,
-                newest,
-            )
-        forked_at_size = cp.size == newest["size"] and cp.head != newest["head"]
-        forked_before = probe and cp.size > newest["size"] and chain_at != newest["head"]
-        if forked_at_size or forked_before:
-            _alarm(
-                device,
-                "FORK",
-                f"FORK: the hub shows {seen}"
-                + (f", head {chain_at} at size {newest['size']}," if forked_before else "")
-                + f" but {signed}: a different history. Nothing was sent or applied; tell your administrator.",
-                cp,
-                checkpoint,
-                newest,
-            )
-    if not probe and (newest is None or cp.size > newest["size"]):
-        replica.set("checkpoint", {"size": cp.size, "head": cp.head, "at": checkpoint["at"]})
+    newest = device.replica.get("checkpoint")
+    if newest is None:
+        return None
+    seen = f"{cp.size} log entries (head {cp.head})"
+    signed = f"signed {newest['size']} (head {newest['head']}) on {newest['at']}"
+    if cp.size < newest["size"]:
+        return (
+            "ROLLBACK",
+            f"ROLLBACK: the hub shows {seen} but {signed}: restored from an old copy, or not the same "
+            "hub. Nothing was sent or applied; tell your administrator.",
+            cp,
+            checkpoint,
+            newest,
+        )
+    forked_at_size = cp.size == newest["size"] and cp.head != newest["head"]
+    forked_before = probe and cp.size > newest["size"] and chain_at != newest["head"]
+    if forked_at_size or forked_before:
+        return (
+            "FORK",
+            f"FORK: the hub shows {seen}"
+            + (f", head {chain_at} at size {newest['size']}," if forked_before else "")
+            + f" but {signed}: a different history. Nothing was sent or applied; tell your administrator.",
+            cp,
+            checkpoint,
+            newest,
+        )
+    return None
+
+
+def _keep_checkpoint(device: Device, checkpoint: dict[str, Any]) -> None:
+    """Keep a verified, sound checkpoint as the newest when it shows a longer log."""
+    newest = device.replica.get("checkpoint")
+    size = int(checkpoint["size"])
+    if newest is None or size > newest["size"]:
+        device.replica.set("checkpoint", {"size": size, "head": checkpoint["head"], "at": checkpoint["at"]})
 
 
 def _alarm(device: Device, kind: str, message: str, cp: Any, checkpoint: Any, newest: dict[str, Any]) -> None:

@@ -13,8 +13,16 @@ Rules this module owns:
   ``replica.json`` beside the database; they are not secret.
 - Nothing readable reaches the disk: the database and its WAL are encrypted by
   SQLCipher, temporary tables and sorts stay in memory (``temp_store=MEMORY``),
-  SQLCipher wipes freed memory (``cipher_memory_security``), and the device
-  key lives inside the encrypted database.
+  and the device key lives inside the encrypted database.
+- SQLCipher's "enhanced memory security" (``cipher_memory_security``: every
+  SQLite allocation locked in RAM and wiped when freed) is OFF, SQLCipher's
+  own default since 4.5. Measured here it made each row the laptop writes
+  cost ~140 us instead of ~8 (bench/README.md, "The replica's writes"),
+  most of a sync's time; and it guards only SQLite's share of the plaintext:
+  the same records live in this Python process as strings and JSON that no
+  one wipes or locks. A running laptop's memory and its swap are the
+  operating system's to protect (full-disk encryption with encrypted swap,
+  docs/security.md), not a pragma's.
 - A wrong passphrase raises :class:`WrongPassphrase` and writes nothing.
 - Schema migrations are registered in :data:`MIGRATIONS`, applied in order in
   one transaction each, and recorded in ``user_version``.
@@ -119,11 +127,12 @@ def _drop_new_sidecars(folder: Path, before: set[Path]) -> None:
 
 
 def _keyed(conn: sqlcipher3.Connection, key: bytes) -> sqlcipher3.Connection:
-    """Every connection the client opens goes through here: the raw key, SQLCipher's wiping of
-    freed memory, and temporary tables and sorts kept in memory (never a clear temp file)."""
+    """Every connection the client opens goes through here: the raw key, and temporary tables
+    and sorts kept in memory (never a clear temp file). SQLCipher's enhanced memory security
+    stays OFF, its default since 4.5, on purpose: see the module's rules."""
     conn.execute("PRAGMA cipher_log_level = NONE")
     conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
-    conn.execute("PRAGMA cipher_memory_security = ON")
+    conn.execute("PRAGMA cipher_memory_security = OFF")  # once ON, SQLCipher keeps it ON for the process
     conn.execute("PRAGMA temp_store = MEMORY")  # needs no read of the file: safe before the key is checked
     return conn
 

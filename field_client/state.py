@@ -26,6 +26,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from crypto import VerifiedChange
 from sync import Change, RecordState, Version, apply, find_double_bookings
 
@@ -44,7 +46,7 @@ def load(replica: Replica, record_id: str) -> RecordState | None:
 
 
 def _from_json(collection: str, record_id: str, agency: str, text: str) -> RecordState:
-    history = {name: tuple(Version(*v) for v in versions) for name, versions in json.loads(text).items()}
+    history = {name: tuple(Version(*v) for v in versions) for name, versions in orjson.loads(text).items()}
     return RecordState(collection, record_id, agency, history)
 
 
@@ -62,21 +64,27 @@ _CONFLICT = (
 )
 
 
+def _text(value: Any) -> str:
+    """JSON text of a value for the replica's TEXT columns (orjson: a record's state is written
+    at every change that touches it, so this is on the pull's hot path)."""
+    return orjson.dumps(value).decode()
+
+
 def _store_row(state: RecordState) -> tuple[Any, ...]:
     return (
         state.record_id,
         state.collection,
         state.agency,
-        json.dumps({name: [list(v) for v in vs] for name, vs in state.history.items()}),
-        json.dumps(state.values()),
-        json.dumps(state.withheld()),
+        _text({name: [list(v) for v in vs] for name, vs in state.history.items()}),
+        _text(state.values()),
+        _text(state.withheld()),
         int(state.deleted),
         state.changed_at or "",
     )
 
 
 def _keep_row(change: Change, origin: str, at: str) -> tuple[Any, ...]:
-    return (change.id, change.record_id, change.hash, change.device, change.seq, json.dumps(change.wire), origin, at)
+    return (change.id, change.record_id, change.hash, change.device, change.seq, _text(change.wire), origin, at)
 
 
 def _conflict_rows(conflicts: Any, at: str) -> list[tuple[Any, ...]]:

@@ -91,6 +91,7 @@ def test_a_killed_sync_resumes_without_loss_or_repeats(
         with Replica.open(reader.home, PASSPHRASE) as rep:
             return int(rep.get("cursor", 0))
 
+    reader.env["FIELDSYNC_PULL_COMMIT"] = "500"  # a commit a page, so a kill can land between two
     kill_mid_way(reader, pulled, CHANGES)
     reader.sync()
     rows = reader.replica_rows("SELECT change_id FROM changes")

@@ -18,7 +18,7 @@ from backend.models import Device as DeviceRow
 from backend.models import LogEntry, RegistryEntry
 from crypto import SigningKey, agency_entry, utcnow
 from field_client import agent, edits, state
-from field_client.errors import HubRefused, HubUnavailable, HubUntrusted
+from field_client.errors import ClientError, HubRefused, HubUnavailable, HubUntrusted
 from tests.backend.helpers import Hub
 
 from .conftest import MakeLaptop
@@ -291,6 +291,64 @@ def test_a_pull_cut_off_resumes_without_gaps_or_repeats(
     assert views(ray)[ids[0]]["status"] == "deployed"
     assert ray.replica.get("cursor") == 6
     assert f"cursor={limit}" in pulls[2]
+
+
+def test_pulled_pages_are_committed_together_with_the_cursor_after_the_last(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six changes in pages of two, at most four changes a commit: two commits in all (after the
+    second page, and at the end), each with the cursor after its last page."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(6):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    statements: list[str] = []
+    ray.replica.conn.set_trace_callback(statements.append)
+    report = agent.SyncReport()
+    agent.pull(ray.device, ray.client, report, commit_every=4)
+    ray.replica.conn.set_trace_callback(None)
+    assert report.pulled == 6 and ray.count("changes") == 6
+    transactions = [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")]
+    assert transactions == ["BEGIN IMMEDIATE", "COMMIT"] * 2
+
+
+def test_a_page_that_fails_to_apply_rolls_back_to_the_last_commit_and_the_next_sync_resumes(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(6):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setenv("FIELDSYNC_PULL_COMMIT", "4")
+    real_apply, calls = agent._apply_page, []
+
+    def third_page_breaks(*args: Any) -> None:
+        calls.append(1)
+        real_apply(*args)  # the page is written ... and then the disk fails
+        if len(calls) == 3:
+            raise OSError("disk I/O error")
+
+    monkeypatch.setattr(agent, "_apply_page", third_page_breaks)
+    with pytest.raises(OSError):
+        ray.sync()
+    assert ray.replica.get("cursor") == 4 and ray.count("changes") == 4  # the two committed pages stay
+    monkeypatch.setattr(agent, "_apply_page", real_apply)
+    assert ray.sync().pulled == 2
+    assert ray.count("changes") == 6 and views(ray) == views(lee)
+
+
+def test_a_bad_pull_commit_setting_stops_the_sync_before_anything_is_sent(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lee = laptop("SPD", "Sgt. Lee")
+    edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 1"})
+    for bad in ("0", "many", "2000000"):
+        monkeypatch.setenv("FIELDSYNC_PULL_COMMIT", bad)
+        with pytest.raises(ClientError, match="FIELDSYNC_PULL_COMMIT"):
+            lee.sync()
+        assert lee.count("outbox", "status = 'pending'") == 1 and log_size(hub) == 0
 
 
 def test_a_long_pull_reports_its_progress_page_by_page(
