@@ -1,7 +1,8 @@
 """Laptop benchmark: back online after a shift, and delta sync against a small and a huge hub.
 
 Run: ``make bench-sync`` (or ``.venv/bin/python bench/bench_sync.py [--remote N] [--local N]
-[--rounds R] [--database sqlite|postgresql] [--large N] [--skip-shift] [--skip-delta]``).
+[--rounds R] [--database sqlite|postgresql] [--large N] [--skip-shift] [--skip-delta]
+[--memory-security on|off]``).
 
 **Shift** (rounds interleaved as in bench_core.py: floor, sync, floor, sync, ...).
 Set-up, not timed: a hub made with the real ``fieldsync-hub`` commands, seeded
@@ -394,7 +395,15 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=10, help="new changes pulled in the delta-sync test")
     ap.add_argument("--skip-shift", action="store_true")
     ap.add_argument("--skip-delta", action="store_true")
+    ap.add_argument(
+        "--memory-security",
+        choices=["on", "off"],
+        default="off",
+        help="the laptop's FIELDSYNC_REPLICA_MEMORY_SECURITY (once on, SQLCipher keeps it on for this process, "
+        "the floor's connection included)",
+    )
     args = ap.parse_args()
+    os.environ["FIELDSYNC_REPLICA_MEMORY_SECURITY"] = args.memory_security
     print(f"load average at start: {load_average()}", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="fieldsync-bench-sync-"))
     try:

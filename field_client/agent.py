@@ -11,9 +11,12 @@ Rules this module owns:
   resumes where it stopped, with nothing applied twice and nothing skipped.
   A commit covers at most COMMIT_CHANGES changes or COMMIT_SECONDS of work
   (each commit encrypts and writes every page it touched, and a record edited
-  on several pages is then written once, not once a page); a failure to
-  fetch the next page still commits the pages already applied; a failure
-  while applying one rolls back to the last commit.
+  on several pages is then written once, not once a page), and whenever the
+  next page has not arrived yet: the write lock is never held while waiting
+  on the link, so an edit made meanwhile (``fieldsync ui``, another
+  terminal) waits for one page's work at most. A failure to fetch the next
+  page still commits the pages already applied; a failure while applying
+  one rolls back to the last commit.
 - Every pulled change is verified against the registry pinned at enrollment
   before it is applied; one that fails is kept in ``refused`` with the reason,
   never applied. A hub-signed resolution must also only re-state a value an
@@ -264,6 +267,8 @@ def pull(
     try:
         pending = fetcher.submit(client.pull, int(replica.get("cursor", 0)), PULL_LIMIT)
         while True:
+            if not pending.done():
+                commits.commit()  # never hold the write lock while waiting on the link
             answer = pending.result()
             if answer.get("more"):
                 pending = fetcher.submit(client.pull, int(answer["next_cursor"]), PULL_LIMIT)

@@ -16,13 +16,15 @@ Rules this module owns:
   and the device key lives inside the encrypted database.
 - SQLCipher's "enhanced memory security" (``cipher_memory_security``: every
   SQLite allocation locked in RAM and wiped when freed) is OFF, SQLCipher's
-  own default since 4.5. Measured here it made each row the laptop writes
-  cost ~140 us instead of ~8 (bench/README.md, "The replica's writes"),
-  most of a sync's time; and it guards only SQLite's share of the plaintext:
+  own default since 4.5. Measured here it made each row a pull writes cost
+  ~140 us of CPU instead of ~8, ~90 us more per pulled change in
+  ``make bench-sync`` (bench/README.md, bench_sync.py, "Latest"); and it
+  guards only SQLite's share of the plaintext:
   the same records live in this Python process as strings and JSON that no
   one wipes or locks. A running laptop's memory and its swap are the
   operating system's to protect (full-disk encryption with encrypted swap,
-  docs/security.md), not a pragma's.
+  docs/security.md), not a pragma's. An agency that wants it all the same
+  sets ``FIELDSYNC_REPLICA_MEMORY_SECURITY=on`` and pays that price.
 - A wrong passphrase raises :class:`WrongPassphrase` and writes nothing.
 - Schema migrations are registered in :data:`MIGRATIONS`, applied in order in
   one transaction each, and recorded in ``user_version``.
@@ -126,13 +128,27 @@ def _drop_new_sidecars(folder: Path, before: set[Path]) -> None:
             shm.unlink(missing_ok=True)
 
 
+def memory_security() -> str:
+    """``FIELDSYNC_REPLICA_MEMORY_SECURITY``: ``on`` or ``off`` (the default; see the module's rules).
+    Once a connection has turned it on, SQLCipher keeps it on for the whole process."""
+    raw = os.environ.get("FIELDSYNC_REPLICA_MEMORY_SECURITY", "").strip().lower() or "off"
+    if raw not in ("on", "off"):
+        raise ReplicaError(f"FIELDSYNC_REPLICA_MEMORY_SECURITY must be on or off, not {raw!r}")
+    return raw.upper()
+
+
 def _keyed(conn: sqlcipher3.Connection, key: bytes) -> sqlcipher3.Connection:
     """Every connection the client opens goes through here: the raw key, and temporary tables
     and sorts kept in memory (never a clear temp file). SQLCipher's enhanced memory security
-    stays OFF, its default since 4.5, on purpose: see the module's rules."""
+    is OFF unless configured (:func:`memory_security`), on purpose: see the module's rules."""
+    try:
+        wipe = memory_security()
+    except ReplicaError:
+        conn.close()
+        raise
     conn.execute("PRAGMA cipher_log_level = NONE")
     conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
-    conn.execute("PRAGMA cipher_memory_security = OFF")  # once ON, SQLCipher keeps it ON for the process
+    conn.execute(f"PRAGMA cipher_memory_security = {wipe}")
     conn.execute("PRAGMA temp_store = MEMORY")  # needs no read of the file: safe before the key is checked
     return conn
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import threading
 import time
 from typing import Any
 
@@ -293,24 +294,86 @@ def test_a_pull_cut_off_resumes_without_gaps_or_repeats(
     assert f"cursor={limit}" in pulls[2]
 
 
+class Recorded:
+    """The hub's pull answers for one laptop, recorded once and then handed out at once (or, for
+    ``hold``'s cursor, only when ``release`` is set): pages that are always ready, or one late."""
+
+    def __init__(self, lt: Laptop, limit: int, hold: int | None = None) -> None:
+        self.answers: dict[int, dict[str, Any]] = {}
+        self.client, self.hold = lt.client, hold
+        self.waiting, self.release = threading.Event(), threading.Event()
+        cursor = 0
+        while True:
+            answer = self.answers[cursor] = lt.client.pull(cursor, limit)
+            if not answer["more"]:
+                break
+            cursor = int(answer["next_cursor"])
+
+    def pull(self, cursor: int, limit: int | None = None) -> dict[str, Any]:
+        if cursor == self.hold:
+            self.waiting.set()
+            assert self.release.wait(30)
+        return copy.deepcopy(self.answers[cursor])
+
+    def registry(self) -> list[dict[str, Any]]:
+        return self.client.registry()
+
+
 def test_pulled_pages_are_committed_together_with_the_cursor_after_the_last(
     hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Six changes in pages of two, at most four changes a commit: two commits in all (after the
-    second page, and at the end), each with the cursor after its last page."""
+    """Six changes in pages of two, at most four changes a commit, every page ready when asked
+    for: two commits in all (after the second page, and at the end)."""
     lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
     for i in range(6):
         edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
     lee.sync()
     monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    recorded = Recorded(ray, 2)
+    monkeypatch.setattr(agent.time, "monotonic", lambda: 0.0)  # no commit for time's sake either
     statements: list[str] = []
     ray.replica.conn.set_trace_callback(statements.append)
     report = agent.SyncReport()
-    agent.pull(ray.device, ray.client, report, commit_every=4)
+    real_apply = agent._apply_page
+
+    def apply_when_next_is_ready(*args: Any) -> None:
+        real_apply(*args)
+        time.sleep(0.05)  # the prefetch of the next (recorded) page is done by the time it is asked for
+
+    monkeypatch.setattr(agent, "_apply_page", apply_when_next_is_ready)
+    agent.pull(ray.device, recorded, report, commit_every=4)  # type: ignore[arg-type]
     ray.replica.conn.set_trace_callback(None)
     assert report.pulled == 6 and ray.count("changes") == 6
     transactions = [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")]
     assert transactions == ["BEGIN IMMEDIATE", "COMMIT"] * 2
+
+
+def test_a_pull_never_holds_the_write_lock_while_the_next_page_is_on_its_way(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The third page is late: meanwhile an edit on another connection (as `fieldsync ui` makes
+    one) gets the write lock at once, and the first two pages are already committed."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(6):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    recorded = Recorded(ray, 2, hold=4)
+    other = ray.replica.clone()
+    other.conn.execute("PRAGMA busy_timeout = 200")
+    puller = threading.Thread(target=agent.pull, args=(ray.device, recorded, agent.SyncReport()))
+    puller.start()
+    try:
+        assert recorded.waiting.wait(30)
+        time.sleep(0.2)  # the second page is applied by now
+        other.conn.execute("BEGIN IMMEDIATE")  # raises "database is locked" if the pull kept it
+        assert other.get("cursor") == 4
+        other.conn.execute("ROLLBACK")
+    finally:
+        recorded.release.set()
+        puller.join(30)
+        other.close()
+    assert ray.replica.get("cursor") == 6 and ray.count("changes") == 6
 
 
 def test_a_page_that_fails_to_apply_rolls_back_to_the_last_commit_and_the_next_sync_resumes(
@@ -333,9 +396,12 @@ def test_a_page_that_fails_to_apply_rolls_back_to_the_last_commit_and_the_next_s
     monkeypatch.setattr(agent, "_apply_page", third_page_breaks)
     with pytest.raises(OSError):
         ray.sync()
-    assert ray.replica.get("cursor") == 4 and ray.count("changes") == 4  # the two committed pages stay
+    # the third page is gone with its commit; what was committed before it (one or two pages: a
+    # page not yet fetched when asked for ends a commit too) stays, the cursor right after it
+    cursor = ray.replica.get("cursor")
+    assert cursor in (2, 4) and ray.count("changes") == cursor
     monkeypatch.setattr(agent, "_apply_page", real_apply)
-    assert ray.sync().pulled == 2
+    assert ray.sync().pulled == 6 - cursor
     assert ray.count("changes") == 6 and views(ray) == views(lee)
 
 

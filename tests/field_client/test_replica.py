@@ -6,6 +6,8 @@ import base64
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -229,6 +231,31 @@ def test_leak_forms_finds_what_it_should(tmp_path: Path) -> None:
         (tmp_path / f"f{i}").write_bytes(blob)
         assert leaks(tmp_path, [secret]), blob
         (tmp_path / f"f{i}").unlink()
+
+
+def test_memory_security_is_a_setting_refused_when_misspelt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    Replica.create(home, PASSPHRASE, cost=FAST).close()
+    monkeypatch.setenv("FIELDSYNC_REPLICA_MEMORY_SECURITY", "yes please")
+    before = {p.name: p.read_bytes() for p in home.iterdir()}
+    with pytest.raises(ReplicaError, match="FIELDSYNC_REPLICA_MEMORY_SECURITY must be on or off"):
+        Replica.open(home, PASSPHRASE)
+    assert {p.name: p.read_bytes() for p in home.iterdir()} == before  # nothing written, no sidecar left
+
+
+def test_memory_security_can_be_turned_on_for_a_laptop_that_wants_it(tmp_path: Path) -> None:
+    """In a process of its own: once on, SQLCipher keeps it on for the process (this one stays off)."""
+    home = tmp_path / "home"
+    Replica.create(home, PASSPHRASE, cost=FAST).close()
+    script = (
+        "import sys; from field_client.replica import Replica; "
+        "rep = Replica.open(sys.argv[1], sys.argv[2]); "
+        "print(rep.conn.execute('PRAGMA cipher_memory_security').fetchone()[0])"
+    )
+    env = {**os.environ, "FIELDSYNC_REPLICA_MEMORY_SECURITY": "on"}
+    out = subprocess.run([sys.executable, "-c", script, str(home), PASSPHRASE], env=env, capture_output=True,
+                         text=True, check=True, cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    assert out.stdout.strip() == "1"
 
 
 def test_every_connection_the_client_opens_keeps_temp_in_memory(
