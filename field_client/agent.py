@@ -49,25 +49,37 @@ import os
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from crypto import VerificationError, verify_checkpoint
-from sync import HUB_DEVICE, ChangeRejected, ClockDriftError, ClockError, ProvenanceError, Verifier, check_resolution
+from crypto import KeyRegistry, VerificationError, VerifiedChange, verify_checkpoint
+from sync import (
+    HUB_DEVICE,
+    Change,
+    ChangeRejected,
+    ClockDriftError,
+    ClockError,
+    ProvenanceError,
+    Verifier,
+    check_resolution,
+)
 from sync.changes import resolution_of
 
 from . import recovery, state
+from . import verifier as page_verifier
 from .device import Device
 from .errors import ClientError, HighWaterInvalid, HubRefused, HubUnavailable, HubUntrusted
 from .transport import HubClient, configured_timeout
+from .verifier import Outcome, PageVerifier
 
 logger = logging.getLogger("fieldsync.client")
 PUSH_BATCH = 200
 PULL_LIMIT = 500
 VERIFY_THREADS = 2  # only the Ed25519 call releases the GIL: a small gain (bench/README.md)
 VERIFY_CHUNK = 50  # pages smaller than two chunks are verified on one thread
+VERIFY_PROCESS = True  # a long pull is verified in a process of its own (field_client.verifier)
 COMMIT_CHANGES = 5_000  # pulled changes at most in one commit (FIELDSYNC_PULL_COMMIT); a crash re-pulls these
 COMMIT_SECONDS = 1.0  # ... or this much work: a `fieldsync ui` edit waits no longer for the write lock
 
@@ -264,19 +276,22 @@ def pull(
     registry = device.registry()
     fetcher, verifiers = ThreadPoolExecutor(1), ThreadPoolExecutor(VERIFY_THREADS)
     commits = _Commits(replica, commit_every)
+    remote = PageVerifier()
     try:
-        pending = fetcher.submit(client.pull, int(replica.get("cursor", 0)), PULL_LIMIT)
+        pending = fetcher.submit(_fetch, client, int(replica.get("cursor", 0)), None, registry)
         while True:
             if not pending.done():
                 commits.commit()  # never hold the write lock while waiting on the link
-            answer = pending.result()
+            answer, outcomes, verified_under = pending.result()
             if answer.get("more"):
-                pending = fetcher.submit(client.pull, int(answer["next_cursor"]), PULL_LIMIT)
+                far = VERIFY_PROCESS and _still_to_come(answer) >= page_verifier.START_AFTER
+                pending = fetcher.submit(_fetch, client, int(answer["next_cursor"]), remote if far else None, registry)
             if answer.get("registry_size") != len(registry.entries):
                 try:
                     registry = device.replace_registry(client.registry())
                 except VerificationError as exc:
                     raise HubUntrusted(f"the hub's key registry is not trustworthy: {exc}") from None
+            verified = _verified(answer, outcomes, remote) if verified_under is registry else None
             alarm = _checkpoint_alarm(device, answer.get("checkpoint"))
             if alarm is not None:
                 commits.commit()  # what was applied came under earlier, sound checkpoints
@@ -284,7 +299,7 @@ def pull(
             commits.join()
             try:
                 _keep_checkpoint(device, answer["checkpoint"])
-                _apply_page(device, answer, report, verifiers)
+                _apply_page(device, answer, report, verifiers, verified)
             except BaseException as exc:
                 commits.roll_back(exc)
                 raise
@@ -302,6 +317,48 @@ def pull(
         # a sync stopped early does not wait for a prefetched page it will not use
         fetcher.shutdown(wait=False, cancel_futures=True)
         verifiers.shutdown(wait=False, cancel_futures=True)
+        remote.close()
+
+
+def _still_to_come(answer: dict[str, Any]) -> int:
+    try:
+        return int(answer["checkpoint"]["size"]) - int(answer["next_cursor"])
+    except (KeyError, TypeError, ValueError):
+        return 0  # a malformed answer is refused further on
+
+
+def _fetch(
+    client: HubClient, cursor: int, remote: PageVerifier | None, registry: KeyRegistry
+) -> tuple[dict[str, Any], Future[list[Outcome]] | None, KeyRegistry]:
+    """On the fetcher thread: a page, and (``remote``) its verification already under way in the
+    verification process, under ``registry``."""
+    if remote is None:
+        return client.pull(cursor, PULL_LIMIT), None, registry
+    answer, body = client.pull_page(cursor, PULL_LIMIT)
+    return answer, remote.submit(registry, body), registry
+
+
+def _verified(answer: dict[str, Any], outcomes: Future[list[Outcome]] | None, remote: PageVerifier) -> list[Any] | None:
+    """The verification process's answer for a page as _verify_chunk gives it (a Change or a
+    ProvenanceError per change), or None: verify at home (no process, or it failed)."""
+    if outcomes is None:
+        return None
+    try:
+        results = outcomes.result()
+    except Exception as exc:  # the process died or refused the page: verify at home
+        remote.fail(exc)
+        return None
+    items = answer.get("changes")
+    if not isinstance(items, list) or len(results) != len(items):
+        return None
+    out: list[Any] = []
+    for item, (ok, text) in zip(items, results, strict=True):
+        wire = item["change"] if ok else (item.get("change") if isinstance(item, dict) else None)
+        if ok:
+            out.append(Change.from_verified(VerifiedChange(wire, text)))
+        else:
+            out.append(ProvenanceError(text, change_id=wire.get("id") if isinstance(wire, dict) else None))
+    return out
 
 
 def _verify_chunk(verifier: Verifier, certificates: dict[str, Any], items: list[Any]) -> list[Any]:
@@ -318,14 +375,23 @@ def _verify_chunk(verifier: Verifier, certificates: dict[str, Any], items: list[
     return out
 
 
-def _apply_page(device: Device, answer: dict[str, Any], report: SyncReport, verifiers: ThreadPoolExecutor) -> None:
+def _apply_page(
+    device: Device,
+    answer: dict[str, Any],
+    report: SyncReport,
+    verifiers: ThreadPoolExecutor,
+    verified: list[Any] | None = None,
+) -> None:
+    """Merge a page; ``verified``: its changes as the verification process vouched for them."""
     replica = device.replica
     verifier = device.verifier()
     certificates = answer.get("certificates", {})
     items = answer["changes"]
     # the whole page is verified before the merge starts: verification threads running beside
     # the merge would make it wait for the GIL at every row it writes
-    if VERIFY_THREADS > 1 and len(items) >= 2 * VERIFY_CHUNK:
+    if verified is not None:
+        verified_items = verified
+    elif VERIFY_THREADS > 1 and len(items) >= 2 * VERIFY_CHUNK:
         half = (len(items) + 1) // 2
         chunks = [verifiers.submit(_verify_chunk, verifier, certificates, items[i : i + half]) for i in (0, half)]
         verified_items = [verified for chunk in chunks for verified in chunk.result()]

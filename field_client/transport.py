@@ -53,7 +53,7 @@ _NETWORK_ERRORS = (
 )
 
 
-def _decode(body: bytes) -> Any:
+def decode_json(body: bytes) -> Any:
     """A JSON answer. orjson first (a pull page is ~0.5 MB, decoded while the last is merged);
     what it refuses and the standard library reads (an integer beyond 64 bits) is read that way,
     so both accept the same answers and verification decides what a value is worth."""
@@ -118,8 +118,13 @@ class HubClient:
         return self.request("POST", "/api/v1/sync/push", {"changes": changes})["results"]  # type: ignore[no-any-return]
 
     def pull(self, cursor: int, limit: int | None = None) -> dict[str, Any]:
+        return self.pull_page(cursor, limit)[0]
+
+    def pull_page(self, cursor: int, limit: int | None = None) -> tuple[dict[str, Any], bytes]:
+        """:meth:`pull`, and the answer's JSON bytes as they came (field_client.verifier)."""
         params = {"cursor": cursor} | ({"limit": limit} if limit else {})
-        return self.request("GET", "/api/v1/sync/pull", params=params)
+        answer, body = self.request("GET", "/api/v1/sync/pull", params=params, raw=True)
+        return answer, body
 
     def feed(self, *, after: int = 0, since: int = 0) -> dict[str, Any]:
         """This device's own feed as the hub holds it (links after ``after``), the head of the hub's
@@ -142,7 +147,9 @@ class HubClient:
         params: dict[str, Any] | None = None,
         signed: bool = True,
         headers: dict[str, str] | None = None,
+        raw: bool = False,
     ) -> Any:
+        """The hub's JSON answer (``raw``: and its bytes, as a pair)."""
         if params:
             path = f"{path}?{urlencode(params)}"
         data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
@@ -150,7 +157,8 @@ class HubClient:
         if signed and response.status_code == 401 and self._skew_refusal(response):
             self._learn_offset(response, refused=True)
             response = self._send(method, path, data, body is not None, signed, headers)  # fresh time and nonce
-        return self._answer(response)
+        answer = self._answer(response)
+        return (answer, response.content) if raw else answer
 
     def _send(
         self, method: str, path: str, data: bytes, is_json: bool, signed: bool, headers: dict[str, str] | None
@@ -237,7 +245,7 @@ class HubClient:
                 "try again later (your changes stay queued)"
             )
         try:
-            payload = _decode(response.content)
+            payload = decode_json(response.content)
         except ValueError:
             raise HubUnavailable(f"hub answered {response.status_code} with a body that is not JSON") from None
         if response.status_code >= 400:

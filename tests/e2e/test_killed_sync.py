@@ -23,7 +23,8 @@ from field_client.replica import Replica
 from .conftest import FIELDSYNC, PASSPHRASE, Hub, Officer, hub_view, replica_view
 
 pytestmark = pytest.mark.slow
-CHANGES = 1_200  # three push batches and three pull pages (500, 500, 200)
+CHANGES = 1_200  # three push batches of 500, 500, 200
+PULL_PAGE = 20  # the pull side's pages (the hub's FIELDSYNC_PULL_LIMIT) and commits
 
 
 def offline_edits(person: Officer, count: int) -> None:
@@ -91,7 +92,12 @@ def test_a_killed_sync_resumes_without_loss_or_repeats(
         with Replica.open(reader.home, PASSPHRASE) as rep:
             return int(rep.get("cursor", 0))
 
-    reader.env["FIELDSYNC_PULL_COMMIT"] = "500"  # a commit a page, so a kill can land between two
+    # a pull of 1,200 changes now takes well under a second: pages of 20 (60 of them), each
+    # committed on its own, give a kill the time to land between two commits
+    hub_process.stop()
+    hub_process.env["FIELDSYNC_PULL_LIMIT"] = str(PULL_PAGE)
+    hub_process.start()
+    reader.env["FIELDSYNC_PULL_COMMIT"] = str(PULL_PAGE)
     kill_mid_way(reader, pulled, CHANGES)
     reader.sync()
     rows = reader.replica_rows("SELECT change_id FROM changes")

@@ -7,6 +7,8 @@ import json
 import random
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from backend.models import Device as DeviceRow
 from backend.models import LogEntry, RegistryEntry
 from crypto import SigningKey, agency_entry, utcnow
 from field_client import agent, edits, state
+from field_client import verifier as page_verifier
 from field_client.errors import ClientError, HubRefused, HubUnavailable, HubUntrusted
 from tests.backend.helpers import Hub
 
@@ -225,7 +228,10 @@ FORGERIES: dict[str, Any] = {
 }
 
 
-def test_changes_altered_on_the_hub_are_refused(hub: Hub, laptop: MakeLaptop) -> None:
+@pytest.mark.parametrize("where", ["at home", "in the verification process"])
+def test_changes_altered_on_the_hub_are_refused(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
     lee = laptop("SPD", "Sgt. Lee")
     ray = laptop("SPD", "Ofc. Ray")
     hub.agency("CSO")
@@ -235,8 +241,24 @@ def test_changes_altered_on_the_hub_are_refused(hub: Hub, laptop: MakeLaptop) ->
     change_of = {r["record_id"]: r["change_id"] for r in outbox(lee)}
     for kind, edit in FORGERIES.items():
         tamper(hub, change_of[forged[kind]], edit)
+    remote_pages: list[int] = []
+    if where != "at home":  # pages of two, every page after the first verified by the worker process
+        monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+        monkeypatch.setattr(page_verifier, "START_AFTER", 0)
+        real_verified = agent._verified
+
+        def counted(*args: Any) -> Any:
+            out = real_verified(*args)
+            if out is not None:
+                remote_pages.append(len(out))
+            return out
+
+        monkeypatch.setattr(agent, "_verified", counted)
 
     report = ray.sync()
+    # (a page fetched before the laptop adopted the hub's grown registry, CSO's, is verified again
+    # at home; the last page at least is the worker's)
+    assert (sum(remote_pages) >= 2) if where != "at home" else not remote_pages
     assert report.pulled == 1 + len(FORGERIES)
     assert report.applied == 1
     assert ray.record(honest["id"])["name"] == "Unit 7"  # type: ignore[index]
@@ -255,6 +277,33 @@ def test_changes_altered_on_the_hub_are_refused(hub: Hub, laptop: MakeLaptop) ->
     assert "Unit 99" not in json.dumps(ray.replica.rows('SELECT "values" FROM records'))
     assert ray.replica.get("cursor") == 1 + len(FORGERIES)  # refused, and not asked for again
     assert ray.sync().pulled == 0
+
+
+def test_a_verification_process_that_dies_leaves_the_pages_to_be_verified_at_home(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    honest = edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 7"})
+    forged = edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 8"})
+    for i in range(4):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {10 + i}"})
+    lee.sync()
+    tamper(hub, {r["record_id"]: r["change_id"] for r in outbox(lee)}[forged["id"]], FORGERIES["value"])
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(page_verifier, "START_AFTER", 0)
+    submitted: list[int] = []
+
+    def dead(self: page_verifier.PageVerifier, registry: Any, body: bytes) -> Any:
+        submitted.append(len(body))
+        future: Future[Any] = Future()
+        future.set_exception(BrokenProcessPool("the verification process was killed"))
+        return future
+
+    monkeypatch.setattr(page_verifier.PageVerifier, "submit", dead)
+    report = ray.sync()
+    assert submitted  # the worker was asked, and failed
+    assert report.pulled == 6 and report.applied == 5 and [r["reason"] for r in report.refused]
+    assert ray.record(honest["id"])["name"] == "Unit 7" and ray.record(forged["id"]) is None  # type: ignore[index]
 
 
 def test_a_pull_cut_off_resumes_without_gaps_or_repeats(

@@ -2,11 +2,13 @@
 tests/e2e/test_killed_sync.py, across agencies, with a withheld field).
 
 The sheriff's laptop pulls 1,200 police changes shared under an agreement that withholds
-``notes`` (pages of 500). It is killed as soon as its committed cursor shows part of the
-feed. At that moment the replica must be exactly consistent with its cursor: it holds the
-changes of the log up to the cursor and nothing after it (a page is committed with its
-cursor in one transaction). The next sync applies exactly the rest, once each, and the
-replica equals what the hub shows the sheriff's office.
+``notes`` (pages of 20: the hub's ``FIELDSYNC_PULL_LIMIT``, so that the pull lasts long
+enough to be cut). It is killed as soon as its committed cursor shows part of the feed. At
+that moment the replica must be exactly consistent with its cursor: it holds the changes of
+the log up to the cursor and nothing after it (whole pages are committed with the cursor
+after them in one transaction; ``FIELDSYNC_PULL_COMMIT=20`` makes that every page here).
+The next sync applies exactly the rest, once each, and the replica equals what the hub
+shows the sheriff's office.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tests.e2e.conftest import Hub, Officer
 
 from .laptops import assert_converged, cursor, offline_edits, replica_change_ids, start_sync, wait_until
 
-VEHICLES = 400  # x3 = 1,200 changes: pull pages of 500, 500, 200
+VEHICLES = 400  # x3 = 1,200 changes
 SHARES = {("SPD", "CSO"): ({"resources"}, {"notes"})}
 
 
@@ -36,6 +38,10 @@ def test_laptop_killed_mid_pull_resumes_at_a_consistent_cursor(
     log = hub_process.query("SELECT seq, change_id FROM log ORDER BY seq")
     assert len(log) == total
 
+    hub_process.stop()  # pages of 20, each committed on its own: a kill lands between two commits
+    hub_process.env["FIELDSYNC_PULL_LIMIT"] = "20"
+    hub_process.start()
+    reader.env["FIELDSYNC_PULL_COMMIT"] = "20"
     proc = start_sync(reader)
     try:
         wait_until(lambda: cursor(reader) > 0, timeout=90, what="the first pull page", proc=proc)

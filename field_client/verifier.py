@@ -1,0 +1,98 @@
+"""Verifying pulled pages in a process of its own, beside the merge.
+
+Rules this module owns:
+
+- A long pull's pages are verified by one worker process (:class:`PageVerifier`)
+  while the laptop's own process fetches and merges: the chain around each
+  Ed25519 call (digests, canonical header, certificate, registry) is Python
+  that holds the GIL, and in one process it queued behind the merge and the
+  fetch. The worker has a GIL of its own.
+- The worker is sent the page exactly as the hub's bytes came, decodes them
+  with the same decoder as the laptop (field_client.transport) and runs the
+  same :class:`sync.Verifier` on every change, so what it vouches for is the
+  very change the laptop then merges. It answers per change: the change's
+  hash, or the reason it failed. The laptop builds the change it merges from
+  its own decoding of the same bytes and that hash; nothing else crosses.
+- The worker is given the laptop's verified registry (entries, re-verified
+  there) with every page, keyed by its size and head hash: a registry that
+  grew mid-pull (a new revocation) is used from the next page on, and a page
+  verified under an older one is verified again at home (field_client.agent).
+- It starts only for a long pull (:data:`START_AFTER` changes still to come),
+  with ``spawn`` (nothing of the laptop's open replica or threads is copied
+  into it). If it cannot start or dies, pages are verified at home, as
+  before; nothing is applied unverified either way.
+- ``spawn`` imports the program's main module again in the worker: a program
+  that embeds field_client and pulls long guards its main code with
+  ``if __name__ == "__main__":`` (Python's rule; the ``fieldsync`` command and
+  bench/ do).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from crypto import KeyRegistry
+from sync import ProvenanceError, Verifier
+
+from .transport import decode_json
+
+logger = logging.getLogger("fieldsync.client")
+START_AFTER = 5_000  # changes still to pull before a worker is worth its ~0.3 s start
+
+Outcome = tuple[bool, str]  # (True, change hash) or (False, reason)
+
+_key: tuple[int, str | None] | None = None
+_verifier: Verifier | None = None
+
+
+def verify_page(key: tuple[int, str | None], entries: list[dict[str, Any]], body: bytes) -> list[Outcome]:
+    """In the worker: one outcome per change of the pull answer ``body``."""
+    global _key, _verifier
+    if _verifier is None or key != _key:
+        _verifier, _key = Verifier(KeyRegistry.verify(entries)), key
+    answer = decode_json(body)
+    certificates = answer.get("certificates") or {}
+    out: list[Outcome] = []
+    for item in answer["changes"]:
+        wire = item.get("change") if isinstance(item, dict) else None
+        try:
+            if not isinstance(wire, dict):
+                raise ProvenanceError("not a change")
+            out.append((True, _verifier.verify(wire, certificates.get(wire.get("device"))).hash))
+        except ProvenanceError as exc:
+            out.append((False, exc.reason))
+    return out
+
+
+class PageVerifier:
+    """One worker process for one pull; :meth:`submit` returns None when it cannot be used."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._broken = False
+
+    def submit(self, registry: KeyRegistry, body: bytes) -> Future[list[Outcome]] | None:
+        if self._broken:
+            return None
+        try:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            head = registry.head
+            return self._pool.submit(verify_page, (head.size, head.head), registry.entries, body)
+        except Exception as exc:  # no worker: the laptop verifies at home
+            self.fail(exc)
+            return None
+
+    def fail(self, exc: BaseException) -> None:
+        if not self._broken:
+            logger.warning("verifying pages at home from now on: the verification process failed (%s)", exc)
+        self._broken = True
+        self.close()
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
