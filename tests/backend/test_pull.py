@@ -301,7 +301,9 @@ def test_the_spliced_answer_is_the_reference_answer_and_withholds_the_same(
         assert notes["value"] not in text and notes["salt"] not in text
     assert text.count(json.dumps(tricky)) == 1  # the van's name, not its notes
     assert van["fields"]["notes"]["salt"] not in text and car["fields"]["status"]["salt"] not in text
-    assert "DEA" not in text and "Lt. Diaz" not in text and "FBI shares its notes" in text
+    # DEA's code quoted (a bare "DEA" can turn up inside a random base64 salt or signature)
+    assert '"DEA"' not in text and "DEA only" not in text and "DEA secret" not in text
+    assert "Lt. Diaz" not in text and "FBI shares its notes" in text
     pulled = {c["change"]["id"]: c["change"] for c in answer.json()["changes"]}
     assert set(pulled) == {w["id"] for w in (car, van, bare, mine, *edits, own_booking, spd_booking, fbi)}
     assert pulled[van["id"]]["fields"]["name"] == van["fields"]["name"]
