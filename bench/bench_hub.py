@@ -20,7 +20,9 @@ the round's starting cursor). Ratios are taken per round, figures are medians.
 
 The load generator runs on the same machine as the hub: its CPU time and the
 hub's are both measured and printed, so the share the client took from the
-hub is visible.
+hub is visible. So does PostgreSQL: its server processes' CPU during the push
+phases is printed per accepted change, in raw verifications, which bounds
+what any hub storing the changes there can reach on these cores.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import nacl.signing
 
 from bench.devices import AGENCIES as ALL_AGENCIES
 from bench.devices import SimDevice, set_up
-from bench.hubproc import HubInstance, load_average, percentile, sign_feeds
+from bench.hubproc import HubInstance, load_average, percentile, postgres_cpu_seconds, sign_feeds
 from crypto import b64d
 from crypto.changes import _signed_bytes
 
@@ -90,7 +92,7 @@ class Fleet:
         threads = [threading.Thread(target=device_loop, args=(d,)) for d in self.devices]
         for t in threads:
             t.start()
-        hub_cpu0, client_cpu0 = self.hub.cpu_seconds(), time.process_time()
+        hub_cpu0, client_cpu0, pg_cpu0 = self.hub.cpu_seconds(), time.process_time(), postgres_cpu_seconds()
         start.wait()
         t0 = time.perf_counter()
         for t in threads:
@@ -102,6 +104,7 @@ class Fleet:
             "latencies": latencies,
             "hub_cpu": self.hub.cpu_seconds() - hub_cpu0,
             "client_cpu": time.process_time() - client_cpu0,
+            "pg_cpu": postgres_cpu_seconds() - pg_cpu0,
             "errors": [e for d, n in zip(self.devices, errors_before, strict=True) for e in d.errors[n:]],
         }
         if phase == "push":
@@ -213,6 +216,16 @@ def report(
             f"{name}: hub CPU per {args.batch}-change push {per_push * 1000:,.0f} ms; with {args.devices} devices "
             f"pushing at once on {args.workers} workers the last waits about "
             f"{args.devices / args.workers * per_push * 1000:,.0f} ms (devices / workers x CPU per push)"
+        )
+    if "postgresql" in databases:
+        push = results["postgresql"]["push"]
+        pg = statistics.median(
+            p["pg_cpu"] / p["changes"] / f for p, f in zip(push, floor_cpu, strict=True) if p["changes"]
+        )
+        print(
+            f"postgresql: the PostgreSQL server's own CPU per accepted change = {pg:.2f}x a raw verify; it shares "
+            f"the cores the floor counts, so floor / accepted >= 1 + {pg:.2f} = {1 + pg:.2f}x "
+            "before the hub's own work (HTTP, checks, merge, the driver)"
         )
     print()
     print("targets: floor / accepted <= 1.5x; p99 of a 500-change push with 20 devices < 500 ms")

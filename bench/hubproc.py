@@ -58,6 +58,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[rank]
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time (user+system) used so far by every PostgreSQL server process on this machine
+    (backends, WAL writer, checkpointer...): what storing the hub's rows costs the server."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat.split("(", 1)[1].rsplit(")", 1)
+        if name.startswith("postgres"):
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 

@@ -11,6 +11,10 @@ Rules this module owns:
 - ``validate_values(collection, values, creating=...)`` checks the fields a
   change sets: all required fields when a record is created, any subset later.
 - ``CHANGE`` validates a change envelope before its signature is checked.
+- Each schema is also compiled (:mod:`sync.prechecks`) into a plain check that
+  says only "certainly valid"; the schema itself runs when it does not, and
+  every error message comes from the schema. A field class here that loads a
+  value its own way states its check as ``accepts``, beside ``_deserialize``.
 - Text fields hold text a person can read the same way everywhere: no control
   characters (C0 but tab and newlines in the long free-text fields, DEL, C1;
   NUL above all, which PostgreSQL cannot store), no lone surrogates (not
@@ -23,6 +27,7 @@ Rules this module owns:
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +36,7 @@ from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as MarshmallowError
 
 from .errors import ValidationError
+from .prechecks import compile_schema
 
 UUID_RE = r"\A[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z"
 AGENCY_RE = r"\A[A-Z][A-Z0-9_-]{1,31}\Z"
@@ -68,6 +74,9 @@ class PlainText(validate.Validator):
             raise MarshmallowError(f"Must not contain {kind} (U+{char:04X} at position {found.start()}).")
         return value
 
+    def accepts(self, value: str) -> bool:
+        return self.pattern.search(value) is None
+
 
 _text = [validate.Length(max=4000), PlainText(multiline=True)]
 _short = [validate.Length(min=1, max=200), PlainText(multiline=False)]
@@ -92,6 +101,15 @@ class UtcTime(fields.String):
             raise self.make_error("time") from None
         return text
 
+    def accepts(self, value: Any) -> bool:
+        if type(value) is not str or not TIME_RE.match(value):
+            return False
+        try:
+            datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            return False
+        return True
+
 
 class StrictInteger(fields.Integer):
     """A JSON integer: no strings, no floats, no booleans."""
@@ -100,6 +118,9 @@ class StrictInteger(fields.Integer):
         if type(value) is not int:
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kw)
+
+    def accepts(self, value: Any) -> bool:
+        return type(value) is int
 
 
 class StrictFloat(fields.Float):
@@ -110,6 +131,11 @@ class StrictFloat(fields.Float):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kw)
 
+    def accepts(self, value: Any) -> bool:
+        if type(value) is int:  # converts to a float exactly
+            return -(2**53) <= value <= 2**53
+        return type(value) is float and (self.allow_nan or math.isfinite(value))
+
 
 class StrictBoolean(fields.Boolean):
     """JSON true or false only."""
@@ -118,6 +144,9 @@ class StrictBoolean(fields.Boolean):
         if type(value) is not bool:
             raise self.make_error("invalid")
         return value
+
+    def accepts(self, value: Any) -> bool:
+        return type(value) is bool
 
 
 def parse_utc(text: str) -> datetime:
@@ -183,6 +212,7 @@ RECORD_SCHEMAS: dict[str, type[Schema]] = {
     "reservations": ReservationSchema,
 }
 _instances = {name: (cls(), cls(partial=True)) for name, cls in RECORD_SCHEMAS.items()}
+_accepts = {name: (compile_schema(full), compile_schema(part)) for name, (full, part) in _instances.items()}
 
 
 def validate_values(collection: str, values: dict[str, Any], *, creating: bool) -> dict[str, Any]:
@@ -191,6 +221,8 @@ def validate_values(collection: str, values: dict[str, Any], *, creating: bool) 
         raise ValidationError({"collection": [f"Must be one of: {', '.join(COLLECTIONS)}."]})
     if not isinstance(values, dict):
         raise ValidationError({"fields": ["Must be an object."]})
+    if _accepts[collection][0 if creating else 1](values):  # sync.prechecks: certainly valid
+        return values
     full, partial = _instances[collection]
     errors = (full if creating else partial).validate(values)
     if errors:
@@ -230,15 +262,17 @@ class ChangeSchema(_Strict):
 
 
 CHANGE = ChangeSchema()
+_change_accepted = compile_schema(CHANGE)
 
 
 def validate_change(wire: Any) -> dict[str, Any]:
     """Check a change envelope and its disclosed values; return it unchanged."""
     if not isinstance(wire, dict):
         raise ValidationError({"_schema": ["A change must be an object."]})
-    errors = CHANGE.validate(wire)
-    if errors:
-        raise ValidationError(errors)
+    if not _change_accepted(wire):  # sync.prechecks: not certainly valid, so ask the schema
+        errors = CHANGE.validate(wire)
+        if errors:
+            raise ValidationError(errors)
     values = {
         name: entry["value"] for name, entry in wire["fields"].items() if isinstance(entry, dict) and "value" in entry
     }

@@ -40,7 +40,7 @@ def _body(schema: Schema) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the request body is not valid JSON") from None
-    where = text.unstorable(data)
+    where = text.unstorable(data) if text.may_hold_unstorable(raw) else None
     if where is not None:
         # the key of the place is made storable too: it goes back in the error's details
         raise Unprocessable("the request does not match its schema", details={text.safe(where): [text.MESSAGE]})

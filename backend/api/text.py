@@ -9,6 +9,13 @@ Rules this module owns:
   PostgreSQL only, as a 500, after authentication had already been spent.
 - A body with one is refused with 422 naming where it is (``changes.0.id``);
   a path or query with one with 404 / 422, before anything is read or stored.
+- A body is walked only if its bytes could spell such a string: the standard
+  library's ``json.loads`` makes NUL only from a ``\\u`` escape (a raw one is
+  invalid JSON), a lone surrogate only from a ``\\u`` escape or from its UTF-8
+  spelling (ED A0-BF: bytes are decoded with ``surrogatepass``), and reads
+  UTF-16 and UTF-32, which always hold NUL bytes, only when it sees them. A
+  body with none of ``\\u``, ED A0-BF or a NUL byte holds no unstorable string
+  (a typical push, whose walk cost as much as parsing it).
 - What the records' fields may hold beyond that (control characters, bidi
   overrides) is the shared schemas' rule (sync/schemas.py), the same on the hub
   and the laptop.
@@ -21,6 +28,12 @@ from typing import Any
 
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 MESSAGE = "Text must not contain NUL or lone surrogates."
+_MAY_SPELL_UNSTORABLE = re.compile(rb"\\u|\xed[\xa0-\xbf]|\x00")
+
+
+def may_hold_unstorable(raw: bytes) -> bool:
+    """False if no string ``json.loads(raw)`` makes can hold NUL or a lone surrogate (rules above)."""
+    return _MAY_SPELL_UNSTORABLE.search(raw) is not None
 
 
 def unstorable(value: Any, where: str = "") -> str | None:
