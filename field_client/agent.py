@@ -229,20 +229,25 @@ def configured_commit_changes() -> int:
 
 class _Commits:
     """The pull's open transaction: pages join it until it holds COMMIT_CHANGES changes or
-    has run COMMIT_SECONDS; :meth:`commit` ends it (no-op when none is open)."""
+    has run COMMIT_SECONDS; :meth:`commit` ends it (no-op when none is open). Its
+    :class:`state.PageWriter` holds the pages' merged records until the commit, so a record
+    edited on several of its pages is written once."""
 
     def __init__(self, replica: Any, limit: int) -> None:
         self.replica = replica
         self.limit = limit
         self.open: ExitStack | None = None
+        self.writer: state.PageWriter | None = None
         self.changes = 0
         self.started = 0.0
 
-    def join(self) -> None:
-        if self.open is None:
+    def join(self) -> state.PageWriter:
+        if self.open is None or self.writer is None:
             self.open = ExitStack()
             self.open.enter_context(self.replica.transaction())
+            self.writer = state.PageWriter(self.replica)
             self.changes, self.started = 0, time.monotonic()
+        return self.writer
 
     def added(self, changes: int) -> None:
         self.changes += changes
@@ -251,11 +256,19 @@ class _Commits:
 
     def commit(self) -> None:
         stack, self.open = self.open, None
-        if stack is not None:
-            stack.close()
+        writer, self.writer = self.writer, None
+        if stack is None:
+            return
+        try:
+            if writer is not None:
+                writer.flush()
+        except BaseException as exc:
+            stack.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        stack.close()
 
     def roll_back(self, exc: BaseException) -> None:
-        stack, self.open = self.open, None
+        stack, self.open, self.writer = self.open, None, None
         if stack is not None:
             stack.__exit__(type(exc), exc, exc.__traceback__)
 
@@ -284,7 +297,7 @@ def pull(
                 commits.commit()  # never hold the write lock while waiting on the link
             answer, outcomes, verified_under = pending.result()
             if answer.get("more"):
-                far = VERIFY_PROCESS and _still_to_come(answer) >= page_verifier.START_AFTER
+                far = VERIFY_PROCESS and (remote.started or _still_to_come(answer) >= page_verifier.START_AFTER)
                 pending = fetcher.submit(_fetch, client, int(answer["next_cursor"]), remote if far else None, registry)
             if answer.get("registry_size") != len(registry.entries):
                 try:
@@ -296,10 +309,10 @@ def pull(
             if alarm is not None:
                 commits.commit()  # what was applied came under earlier, sound checkpoints
                 _alarm(device, *alarm)
-            commits.join()
+            writer = commits.join()
             try:
                 _keep_checkpoint(device, answer["checkpoint"])
-                _apply_page(device, answer, report, verifiers, verified)
+                _apply_page(device, answer, report, verifiers, verified, writer)
             except BaseException as exc:
                 commits.roll_back(exc)
                 raise
@@ -381,8 +394,10 @@ def _apply_page(
     report: SyncReport,
     verifiers: ThreadPoolExecutor,
     verified: list[Any] | None = None,
+    writer: state.PageWriter | None = None,
 ) -> None:
-    """Merge a page; ``verified``: its changes as the verification process vouched for them."""
+    """Merge a page; ``verified``: its changes as the verification process vouched for them;
+    ``writer``: the open commit's (which flushes it before committing), else the page's own."""
     replica = device.replica
     verifier = device.verifier()
     certificates = answer.get("certificates", {})
@@ -410,7 +425,9 @@ def _apply_page(
                 "INSERT OR IGNORE INTO certificates(device_id, certificate) VALUES (?, ?)",
                 (device_id, json.dumps(cert)),
             )
-        writer = state.PageWriter(replica, record_ids)
+        own = writer is None
+        writer = writer or state.PageWriter(replica)
+        writer.page(record_ids)
         for item, verified in zip(items, verified_items, strict=True):
             wire = item.get("change") if isinstance(item, dict) else None
             report.pulled += 1
@@ -437,7 +454,8 @@ def _apply_page(
                     ),
                 )
                 logger.warning("refused a change from the hub: %s", reason)
-        writer.flush()
+        if own:
+            writer.flush()
         replica.set("cursor", int(answer["next_cursor"]))
         replica.set("clock", str(clock.last))
 
