@@ -48,6 +48,7 @@ import logging
 import os
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -80,6 +81,7 @@ PULL_LIMIT = 500
 VERIFY_THREADS = 2  # only the Ed25519 call releases the GIL: a small gain (bench/README.md)
 VERIFY_CHUNK = 50  # pages smaller than two chunks are verified on one thread
 VERIFY_PROCESS = True  # a long pull is verified in a process of its own (field_client.verifier)
+PREFETCH = 4  # pages on their way (fetched, verified) while one is merged: enough to outlast a commit
 COMMIT_CHANGES = 5_000  # pulled changes at most in one commit (FIELDSYNC_PULL_COMMIT); a crash re-pulls these
 COMMIT_SECONDS = 1.0  # ... or this much work: a `fieldsync ui` edit waits no longer for the write lock
 
@@ -281,29 +283,34 @@ def pull(
     progress: Progress | None = None,
     commit_every: int = COMMIT_CHANGES,
 ) -> None:
-    """Pull page by page. While a page is verified and merged, the next one is already being
-    fetched (its cursor is in the answer); a page is verified on VERIFY_THREADS threads, then
-    merged in order. Whole pages are committed with the cursor after them (see the module's
-    rules): a prefetched page that is never committed is simply asked for again next time."""
+    """Pull page by page. While a page is verified and merged, the next PREFETCH pages are
+    already on their way (each one's cursor is in the answer before it, so one fetcher thread
+    asks for them in turn), and being verified in the verification process; a page verified at
+    home is verified on VERIFY_THREADS threads. Pages are merged in order. Whole pages are
+    committed with the cursor after them (see the module's rules): a prefetched page that is
+    never committed is simply asked for again next time."""
     replica = device.replica
     registry = device.registry()
     fetcher, verifiers = ThreadPoolExecutor(1), ThreadPoolExecutor(VERIFY_THREADS)
     commits = _Commits(replica, commit_every)
     remote = PageVerifier()
     try:
-        pending = fetcher.submit(_fetch, client, int(replica.get("cursor", 0)), None, registry)
+        ahead = deque([fetcher.submit(_fetch, client, int(replica.get("cursor", 0)), None, registry)])
+        while len(ahead) < PREFETCH:
+            ahead.append(fetcher.submit(_fetch_after, client, ahead[-1], remote, registry))
         while True:
+            pending = ahead.popleft()
             if not pending.done():
                 commits.commit()  # never hold the write lock while waiting on the link
             answer, outcomes, verified_under = pending.result()
-            if answer.get("more"):
-                far = VERIFY_PROCESS and (remote.started or _still_to_come(answer) >= page_verifier.START_AFTER)
-                pending = fetcher.submit(_fetch, client, int(answer["next_cursor"]), remote if far else None, registry)
             if answer.get("registry_size") != len(registry.entries):
                 try:
                     registry = device.replace_registry(client.registry())
                 except VerificationError as exc:
                     raise HubUntrusted(f"the hub's key registry is not trustworthy: {exc}") from None
+            if answer.get("more"):  # one more on its way, verified under the registry now held
+                int(answer["next_cursor"])  # a malformed answer stops the pull here, before it is applied
+                ahead.append(fetcher.submit(_fetch_after, client, ahead[-1] if ahead else pending, remote, registry))
             verified = _verified(answer, outcomes, remote) if verified_under is registry else None
             alarm = _checkpoint_alarm(device, answer.get("checkpoint"))
             if alarm is not None:
@@ -340,9 +347,24 @@ def _still_to_come(answer: dict[str, Any]) -> int:
         return 0  # a malformed answer is refused further on
 
 
-def _fetch(
-    client: HubClient, cursor: int, remote: PageVerifier | None, registry: KeyRegistry
-) -> tuple[dict[str, Any], Future[list[Outcome]] | None, KeyRegistry]:
+_Fetched = tuple[dict[str, Any], "Future[list[Outcome]] | None", KeyRegistry]
+
+
+def _fetch_after(
+    client: HubClient, previous: Future[_Fetched | None], remote: PageVerifier, registry: KeyRegistry
+) -> _Fetched | None:
+    """On the fetcher thread, which runs its tasks in order (``previous`` is done): the page
+    after ``previous``, or None after the last one (never asked for). An error fetching
+    ``previous`` is raised again; the pull has stopped on it already."""
+    fetched = previous.result()
+    if fetched is None or not fetched[0].get("more"):
+        return None
+    answer = fetched[0]
+    far = VERIFY_PROCESS and (remote.started or _still_to_come(answer) >= page_verifier.START_AFTER)
+    return _fetch(client, int(answer["next_cursor"]), remote if far else None, registry)
+
+
+def _fetch(client: HubClient, cursor: int, remote: PageVerifier | None, registry: KeyRegistry) -> _Fetched:
     """On the fetcher thread: a page, and (``remote``) its verification already under way in the
     verification process, under ``registry``."""
     if remote is None:

@@ -235,6 +235,7 @@ def test_changes_altered_on_the_hub_are_refused(
     lee = laptop("SPD", "Sgt. Lee")
     ray = laptop("SPD", "Ofc. Ray")
     hub.agency("CSO")
+    ray.sync()  # adopts the grown registry (CSO's) now: pages fetched under the old one would be verified at home
     honest = edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 7"})
     forged = {kind: edits.create(lee.device, "resources", dict(VEHICLE))["id"] for kind in FORGERIES}
     lee.sync()
@@ -256,9 +257,7 @@ def test_changes_altered_on_the_hub_are_refused(
         monkeypatch.setattr(agent, "_verified", counted)
 
     report = ray.sync()
-    # (a page fetched before the laptop adopted the hub's grown registry, CSO's, is verified again
-    # at home; the last page at least is the worker's)
-    assert (sum(remote_pages) >= 2) if where != "at home" else not remote_pages
+    assert remote_pages == ([2, 2] if where != "at home" else [])  # the first page is verified at home
     assert report.pulled == 1 + len(FORGERIES)
     assert report.applied == 1
     assert ray.record(honest["id"])["name"] == "Unit 7"  # type: ignore[index]
@@ -302,6 +301,42 @@ def test_once_started_the_verification_process_verifies_the_rest_of_the_pull(
     report = ray.sync()
     assert report.pulled == 8 and report.applied == 8 and not report.refused
     assert remote_pages == [0, 2, 2, 2]  # the first page at home (nothing known yet), then the worker's
+    assert views(ray) == views(lee)
+
+
+def test_pages_on_their_way_when_the_registry_grows_are_verified_again_under_the_new_one(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first page shows a grown registry: the pages already fetched (and verified by the
+    worker under the old one) are verified again at home, under the registry the laptop holds."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(6):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    pinned = len(ray.device.registry().entries)
+    hub.agency("CSO")  # the registry grows after ray's enrollment
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(page_verifier, "START_AFTER", 0)
+    from_worker: list[int] = []
+    at_home: list[tuple[int, int]] = []
+    real_verified, real_chunk = agent._verified, agent._verify_chunk
+
+    def counted(*args: Any) -> Any:
+        out = real_verified(*args)
+        from_worker.append(0 if out is None else len(out))
+        return out
+
+    def chunk(verifier: Any, certificates: Any, items: list[Any]) -> list[Any]:
+        at_home.append((len(verifier.registry.entries), len(items)))
+        return real_chunk(verifier, certificates, items)
+
+    monkeypatch.setattr(agent, "_verified", counted)
+    monkeypatch.setattr(agent, "_verify_chunk", chunk)
+    report = ray.sync()
+    grown = len(ray.device.registry().entries)
+    assert grown > pinned
+    assert report.pulled == 6 and report.applied == 6 and not report.refused
+    assert at_home == [(grown, 2)] * 3 and not from_worker  # every page after all under the grown one
     assert views(ray) == views(lee)
 
 
