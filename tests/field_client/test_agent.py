@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import random
 import threading
@@ -513,6 +514,34 @@ def test_a_page_that_fails_to_apply_rolls_back_to_the_last_commit_and_the_next_s
     monkeypatch.setattr(agent, "_apply_page", real_apply)
     assert ray.sync().pulled == 6 - cursor
     assert ray.count("changes") == 6 and views(ray) == views(lee)
+
+
+def test_the_collector_runs_less_often_while_pulling_and_as_before_once_done(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(4):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    real_apply = agent._apply_page
+
+    def second_page_breaks(*args: Any) -> None:
+        seen.append(gc.get_threshold())
+        if len(seen) == 2:
+            raise OSError("disk I/O error")
+        real_apply(*args)
+
+    monkeypatch.setattr(agent, "_apply_page", second_page_breaks)
+    with pytest.raises(OSError):
+        ray.sync()
+    assert gc.get_threshold() == before  # put back after a failed pull too
+    monkeypatch.setattr(agent, "_apply_page", lambda *args: (seen.append(gc.get_threshold()), real_apply(*args)))
+    assert ray.sync().pulled in (2, 4)  # the first page is kept if it was committed before the second came
+    assert gc.get_threshold() == before and ray.count("changes") == 4
+    assert len(seen) >= 3 and set(seen) == {(agent.PULL_GC_THRESHOLD, *before[1:])}
 
 
 def test_a_bad_pull_commit_setting_stops_the_sync_before_anything_is_sent(
