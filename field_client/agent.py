@@ -43,14 +43,17 @@ Rules this module owns:
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,8 +83,10 @@ PULL_LIMIT = 500
 VERIFY_THREADS = 2  # only the Ed25519 call releases the GIL: a small gain (bench/README.md)
 VERIFY_CHUNK = 50  # pages smaller than two chunks are verified on one thread
 VERIFY_PROCESS = True  # a long pull is verified in a process of its own (field_client.verifier)
+PREFETCH = 4  # pages on their way (fetched, verified) while one is merged: enough to outlast a commit
 COMMIT_CHANGES = 5_000  # pulled changes at most in one commit (FIELDSYNC_PULL_COMMIT); a crash re-pulls these
 COMMIT_SECONDS = 1.0  # ... or this much work: a `fieldsync ui` edit waits no longer for the write lock
+PULL_GC_THRESHOLD = 20_000  # the collector's first threshold while pulling (Python's default: 700)
 
 
 @dataclass
@@ -229,20 +234,25 @@ def configured_commit_changes() -> int:
 
 class _Commits:
     """The pull's open transaction: pages join it until it holds COMMIT_CHANGES changes or
-    has run COMMIT_SECONDS; :meth:`commit` ends it (no-op when none is open)."""
+    has run COMMIT_SECONDS; :meth:`commit` ends it (no-op when none is open). Its
+    :class:`state.PageWriter` holds the pages' merged records until the commit, so a record
+    edited on several of its pages is written once."""
 
     def __init__(self, replica: Any, limit: int) -> None:
         self.replica = replica
         self.limit = limit
         self.open: ExitStack | None = None
+        self.writer: state.PageWriter | None = None
         self.changes = 0
         self.started = 0.0
 
-    def join(self) -> None:
-        if self.open is None:
+    def join(self) -> state.PageWriter:
+        if self.open is None or self.writer is None:
             self.open = ExitStack()
             self.open.enter_context(self.replica.transaction())
+            self.writer = state.PageWriter(self.replica)
             self.changes, self.started = 0, time.monotonic()
+        return self.writer
 
     def added(self, changes: int) -> None:
         self.changes += changes
@@ -251,13 +261,51 @@ class _Commits:
 
     def commit(self) -> None:
         stack, self.open = self.open, None
-        if stack is not None:
-            stack.close()
+        writer, self.writer = self.writer, None
+        if stack is None:
+            return
+        try:
+            if writer is not None:
+                writer.flush()
+        except BaseException as exc:
+            stack.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        stack.close()
 
     def roll_back(self, exc: BaseException) -> None:
-        stack, self.open = self.open, None
+        stack, self.open, self.writer = self.open, None, None
         if stack is not None:
             stack.__exit__(type(exc), exc, exc.__traceback__)
+
+
+_gc_lock = threading.Lock()
+_gc_pulls = 0
+_gc_saved: tuple[int, int, int] = (700, 10, 10)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """While a pull runs, the cycle collector runs after PULL_GC_THRESHOLD new objects, not 700.
+
+    A pull allocates a few hundred objects a change (pages, merged states, rows), freed by their
+    reference counts, not by the collector; at 700 it ran about every 5 changes, and each page
+    lives long enough to be promoted, so the full collections scanned the whole process again and
+    again: ~3 us a pulled change in `fieldsync sync`, 15-20 us in a process holding a few million
+    objects (bench/bench_sync.py holds the floor's copies of every change). Set for the process
+    (the collector has no other scope) and put back when the last pull running ends."""
+    global _gc_pulls, _gc_saved
+    with _gc_lock:
+        if _gc_pulls == 0:
+            _gc_saved = gc.get_threshold()
+            gc.set_threshold(max(_gc_saved[0], PULL_GC_THRESHOLD), *_gc_saved[1:])
+        _gc_pulls += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pulls -= 1
+            if _gc_pulls == 0:
+                gc.set_threshold(*_gc_saved)
 
 
 def pull(
@@ -268,38 +316,45 @@ def pull(
     progress: Progress | None = None,
     commit_every: int = COMMIT_CHANGES,
 ) -> None:
-    """Pull page by page. While a page is verified and merged, the next one is already being
-    fetched (its cursor is in the answer); a page is verified on VERIFY_THREADS threads, then
-    merged in order. Whole pages are committed with the cursor after them (see the module's
-    rules): a prefetched page that is never committed is simply asked for again next time."""
+    """Pull page by page. While a page is verified and merged, the next PREFETCH pages are
+    already on their way (each one's cursor is in the answer before it, so one fetcher thread
+    asks for them in turn), and being verified in the verification process; a page verified at
+    home is verified on VERIFY_THREADS threads. Pages are merged in order. Whole pages are
+    committed with the cursor after them (see the module's rules): a prefetched page that is
+    never committed is simply asked for again next time."""
     replica = device.replica
     registry = device.registry()
     fetcher, verifiers = ThreadPoolExecutor(1), ThreadPoolExecutor(VERIFY_THREADS)
     commits = _Commits(replica, commit_every)
     remote = PageVerifier()
+    relaxed = ExitStack()
+    relaxed.enter_context(_fewer_collections())
     try:
-        pending = fetcher.submit(_fetch, client, int(replica.get("cursor", 0)), None, registry)
+        ahead = deque([fetcher.submit(_fetch, client, int(replica.get("cursor", 0)), None, registry)])
+        while len(ahead) < PREFETCH:
+            ahead.append(fetcher.submit(_fetch_after, client, ahead[-1], remote, registry))
         while True:
+            pending = ahead.popleft()
             if not pending.done():
                 commits.commit()  # never hold the write lock while waiting on the link
             answer, outcomes, verified_under = pending.result()
-            if answer.get("more"):
-                far = VERIFY_PROCESS and _still_to_come(answer) >= page_verifier.START_AFTER
-                pending = fetcher.submit(_fetch, client, int(answer["next_cursor"]), remote if far else None, registry)
             if answer.get("registry_size") != len(registry.entries):
                 try:
                     registry = device.replace_registry(client.registry())
                 except VerificationError as exc:
                     raise HubUntrusted(f"the hub's key registry is not trustworthy: {exc}") from None
+            if answer.get("more"):  # one more on its way, verified under the registry now held
+                int(answer["next_cursor"])  # a malformed answer stops the pull here, before it is applied
+                ahead.append(fetcher.submit(_fetch_after, client, ahead[-1] if ahead else pending, remote, registry))
             verified = _verified(answer, outcomes, remote) if verified_under is registry else None
             alarm = _checkpoint_alarm(device, answer.get("checkpoint"))
             if alarm is not None:
                 commits.commit()  # what was applied came under earlier, sound checkpoints
                 _alarm(device, *alarm)
-            commits.join()
+            writer = commits.join()
             try:
                 _keep_checkpoint(device, answer["checkpoint"])
-                _apply_page(device, answer, report, verifiers, verified)
+                _apply_page(device, answer, report, verifiers, verified, writer)
             except BaseException as exc:
                 commits.roll_back(exc)
                 raise
@@ -318,6 +373,7 @@ def pull(
         fetcher.shutdown(wait=False, cancel_futures=True)
         verifiers.shutdown(wait=False, cancel_futures=True)
         remote.close()
+        relaxed.close()
 
 
 def _still_to_come(answer: dict[str, Any]) -> int:
@@ -327,9 +383,24 @@ def _still_to_come(answer: dict[str, Any]) -> int:
         return 0  # a malformed answer is refused further on
 
 
-def _fetch(
-    client: HubClient, cursor: int, remote: PageVerifier | None, registry: KeyRegistry
-) -> tuple[dict[str, Any], Future[list[Outcome]] | None, KeyRegistry]:
+_Fetched = tuple[dict[str, Any], "Future[list[Outcome]] | None", KeyRegistry]
+
+
+def _fetch_after(
+    client: HubClient, previous: Future[_Fetched | None], remote: PageVerifier, registry: KeyRegistry
+) -> _Fetched | None:
+    """On the fetcher thread, which runs its tasks in order (``previous`` is done): the page
+    after ``previous``, or None after the last one (never asked for). An error fetching
+    ``previous`` is raised again; the pull has stopped on it already."""
+    fetched = previous.result()
+    if fetched is None or not fetched[0].get("more"):
+        return None
+    answer = fetched[0]
+    far = VERIFY_PROCESS and (remote.started or _still_to_come(answer) >= page_verifier.START_AFTER)
+    return _fetch(client, int(answer["next_cursor"]), remote if far else None, registry)
+
+
+def _fetch(client: HubClient, cursor: int, remote: PageVerifier | None, registry: KeyRegistry) -> _Fetched:
     """On the fetcher thread: a page, and (``remote``) its verification already under way in the
     verification process, under ``registry``."""
     if remote is None:
@@ -381,8 +452,10 @@ def _apply_page(
     report: SyncReport,
     verifiers: ThreadPoolExecutor,
     verified: list[Any] | None = None,
+    writer: state.PageWriter | None = None,
 ) -> None:
-    """Merge a page; ``verified``: its changes as the verification process vouched for them."""
+    """Merge a page; ``verified``: its changes as the verification process vouched for them;
+    ``writer``: the open commit's (which flushes it before committing), else the page's own."""
     replica = device.replica
     verifier = device.verifier()
     certificates = answer.get("certificates", {})
@@ -410,7 +483,9 @@ def _apply_page(
                 "INSERT OR IGNORE INTO certificates(device_id, certificate) VALUES (?, ?)",
                 (device_id, json.dumps(cert)),
             )
-        writer = state.PageWriter(replica, record_ids)
+        own = writer is None
+        writer = writer or state.PageWriter(replica)
+        writer.page(record_ids)
         for item, verified in zip(items, verified_items, strict=True):
             wire = item.get("change") if isinstance(item, dict) else None
             report.pulled += 1
@@ -437,7 +512,8 @@ def _apply_page(
                     ),
                 )
                 logger.warning("refused a change from the hub: %s", reason)
-        writer.flush()
+        if own:
+            writer.flush()
         replica.set("cursor", int(answer["next_cursor"]))
         replica.set("clock", str(clock.last))
 

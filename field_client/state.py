@@ -10,11 +10,15 @@ Rules this module owns:
   the conflicts and double bookings the engine reports; it is called inside
   the caller's transaction.
 - :class:`PageWriter` does what :func:`keep_change` and :func:`apply_change`
-  do, for a page of pulled changes at once: the page's records are read with
-  one query, merged in memory, and the changes, records and conflicts written
-  with one executemany each (reservations, whose double-booking check reads
-  other records, go through :func:`apply_change` after the pending rows are
-  written). Same result, far fewer statements.
+  do, for the pages of pulled changes one transaction commits: each page's
+  records not already held are read with one query, merged in memory, and at
+  :meth:`PageWriter.flush` (just before the commit) the changes, records and
+  conflicts are written with one executemany each, so a record edited on
+  several pages of one commit is serialised and written once (reservations,
+  whose double-booking check reads other records, go through
+  :func:`apply_change` after the pending rows are written). Same result, far
+  fewer statements. A writer lives and dies with its transaction: what it
+  holds is thrown away, never flushed, when the transaction rolls back.
 - :func:`rebuild` recomputes a record from its stored changes minus those the
   hub refused, so a refused local edit disappears from the laptop as it never
   reached anyone else.
@@ -123,29 +127,37 @@ def apply_change(replica: Replica, change: Change) -> str:
 
 
 class PageWriter:
-    """keep_change + apply_change for a page of changes, with a handful of statements.
+    """keep_change + apply_change for pages of changes, with a handful of statements.
 
-    Call :meth:`keep` and :meth:`apply` per change in order (inside the caller's
-    transaction), then :meth:`flush`. :meth:`apply` raises ChangeRejected as
-    apply_change does, writing nothing for that change."""
+    Inside the caller's transaction: :meth:`page` with the record ids of each page,
+    then :meth:`keep` and :meth:`apply` per change in order; :meth:`flush` before the
+    transaction commits. :meth:`apply` raises ChangeRejected as apply_change does,
+    writing nothing for that change."""
 
-    def __init__(self, replica: Replica, record_ids: set[str]) -> None:
+    def __init__(self, replica: Replica, record_ids: set[str] | None = None) -> None:
         self.replica = replica
         self.at = stamp()
-        self.states: dict[str, RecordState | None] = dict.fromkeys(record_ids)
-        ids = list(record_ids)
+        self.states: dict[str, RecordState | None] = {}
+        self.kept: list[tuple[Any, ...]] = []
+        self.dirty: dict[str, RecordState] = {}
+        self.conflicts: list[tuple[Any, ...]] = []
+        if record_ids:
+            self.page(record_ids)
+
+    def page(self, record_ids: set[str]) -> None:
+        """A new page: its changes are stamped now, and its records not held yet are read."""
+        self.at = stamp()
+        ids = [record_id for record_id in record_ids if record_id not in self.states]
+        self.states.update(dict.fromkeys(ids))
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            rows = replica.conn.execute(
+            rows = self.replica.conn.execute(
                 "SELECT record_id, collection, agency, state FROM records"
                 f" WHERE record_id IN ({', '.join('?' * len(chunk))})",
                 chunk,
             ).fetchall()
             for record_id, collection, agency, text in rows:
                 self.states[record_id] = _from_json(collection, record_id, agency, text)
-        self.kept: list[tuple[Any, ...]] = []
-        self.dirty: dict[str, RecordState] = {}
-        self.conflicts: list[tuple[Any, ...]] = []
 
     def keep(self, change: Change, origin: str) -> None:
         self.kept.append(_keep_row(change, origin, self.at))

@@ -18,7 +18,9 @@ Rules this module owns:
   grew mid-pull (a new revocation) is used from the next page on, and a page
   verified under an older one is verified again at home (field_client.agent).
 - It starts only for a long pull (:data:`START_AFTER` changes still to come),
-  with ``spawn`` (nothing of the laptop's open replica or threads is copied
+  and once started verifies every later page of that pull (the tail too:
+  verified at home, its last pages would queue behind the merge again), with
+  ``spawn`` (nothing of the laptop's open replica or threads is copied
   into it). If it cannot start or dies, pages are verified at home, as
   before; nothing is applied unverified either way.
 - ``spawn`` imports the program's main module again in the worker: a program
@@ -73,6 +75,11 @@ class PageVerifier:
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
         self._broken = False
+
+    @property
+    def started(self) -> bool:
+        """The worker is up (and has not failed): the rest of the pull goes to it."""
+        return self._pool is not None and not self._broken
 
     def submit(self, registry: KeyRegistry, body: bytes) -> Future[list[Outcome]] | None:
         if self._broken:

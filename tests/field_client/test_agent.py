@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import random
 import threading
@@ -235,6 +236,7 @@ def test_changes_altered_on_the_hub_are_refused(
     lee = laptop("SPD", "Sgt. Lee")
     ray = laptop("SPD", "Ofc. Ray")
     hub.agency("CSO")
+    ray.sync()  # adopts the grown registry (CSO's) now: pages fetched under the old one would be verified at home
     honest = edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 7"})
     forged = {kind: edits.create(lee.device, "resources", dict(VEHICLE))["id"] for kind in FORGERIES}
     lee.sync()
@@ -256,9 +258,7 @@ def test_changes_altered_on_the_hub_are_refused(
         monkeypatch.setattr(agent, "_verified", counted)
 
     report = ray.sync()
-    # (a page fetched before the laptop adopted the hub's grown registry, CSO's, is verified again
-    # at home; the last page at least is the worker's)
-    assert (sum(remote_pages) >= 2) if where != "at home" else not remote_pages
+    assert remote_pages == ([2, 2] if where != "at home" else [])  # the first page is verified at home
     assert report.pulled == 1 + len(FORGERIES)
     assert report.applied == 1
     assert ray.record(honest["id"])["name"] == "Unit 7"  # type: ignore[index]
@@ -277,6 +277,68 @@ def test_changes_altered_on_the_hub_are_refused(
     assert "Unit 99" not in json.dumps(ray.replica.rows('SELECT "values" FROM records'))
     assert ray.replica.get("cursor") == 1 + len(FORGERIES)  # refused, and not asked for again
     assert ray.sync().pulled == 0
+
+
+def test_once_started_the_verification_process_verifies_the_rest_of_the_pull(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of two of eight changes, the worker worth starting with four or more still to come:
+    it starts for the second page and also takes the last two (fewer than four to come by then)."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(8):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(page_verifier, "START_AFTER", 4)
+    remote_pages: list[int] = []
+    real_verified = agent._verified
+
+    def counted(*args: Any) -> Any:
+        out = real_verified(*args)
+        remote_pages.append(0 if out is None else len(out))
+        return out
+
+    monkeypatch.setattr(agent, "_verified", counted)
+    report = ray.sync()
+    assert report.pulled == 8 and report.applied == 8 and not report.refused
+    assert remote_pages == [0, 2, 2, 2]  # the first page at home (nothing known yet), then the worker's
+    assert views(ray) == views(lee)
+
+
+def test_pages_on_their_way_when_the_registry_grows_are_verified_again_under_the_new_one(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first page shows a grown registry: the pages already fetched (and verified by the
+    worker under the old one) are verified again at home, under the registry the laptop holds."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(6):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    pinned = len(ray.device.registry().entries)
+    hub.agency("CSO")  # the registry grows after ray's enrollment
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(page_verifier, "START_AFTER", 0)
+    from_worker: list[int] = []
+    at_home: list[tuple[int, int]] = []
+    real_verified, real_chunk = agent._verified, agent._verify_chunk
+
+    def counted(*args: Any) -> Any:
+        out = real_verified(*args)
+        from_worker.append(0 if out is None else len(out))
+        return out
+
+    def chunk(verifier: Any, certificates: Any, items: list[Any]) -> list[Any]:
+        at_home.append((len(verifier.registry.entries), len(items)))
+        return real_chunk(verifier, certificates, items)
+
+    monkeypatch.setattr(agent, "_verified", counted)
+    monkeypatch.setattr(agent, "_verify_chunk", chunk)
+    report = ray.sync()
+    grown = len(ray.device.registry().entries)
+    assert grown > pinned
+    assert report.pulled == 6 and report.applied == 6 and not report.refused
+    assert at_home == [(grown, 2)] * 3 and not from_worker  # every page after all under the grown one
+    assert views(ray) == views(lee)
 
 
 def test_a_verification_process_that_dies_leaves_the_pages_to_be_verified_at_home(
@@ -454,6 +516,34 @@ def test_a_page_that_fails_to_apply_rolls_back_to_the_last_commit_and_the_next_s
     assert ray.count("changes") == 6 and views(ray) == views(lee)
 
 
+def test_the_collector_runs_less_often_while_pulling_and_as_before_once_done(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(4):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+    real_apply = agent._apply_page
+
+    def second_page_breaks(*args: Any) -> None:
+        seen.append(gc.get_threshold())
+        if len(seen) == 2:
+            raise OSError("disk I/O error")
+        real_apply(*args)
+
+    monkeypatch.setattr(agent, "_apply_page", second_page_breaks)
+    with pytest.raises(OSError):
+        ray.sync()
+    assert gc.get_threshold() == before  # put back after a failed pull too
+    monkeypatch.setattr(agent, "_apply_page", lambda *args: (seen.append(gc.get_threshold()), real_apply(*args)))
+    assert ray.sync().pulled in (2, 4)  # the first page is kept if it was committed before the second came
+    assert gc.get_threshold() == before and ray.count("changes") == 4
+    assert len(seen) >= 3 and set(seen) == {(agent.PULL_GC_THRESHOLD, *before[1:])}
+
+
 def test_a_bad_pull_commit_setting_stops_the_sync_before_anything_is_sent(
     hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -479,6 +569,59 @@ def test_a_long_pull_reports_its_progress_page_by_page(
     agent.sync(ray.device, ray.client, progress=lambda done, total: seen.append((done, total)))
     # what `fieldsync sync` draws its bar from: one call a page, rising to the log's size
     assert seen == [(3, 7), (6, 7), (7, 7)]
+
+
+def test_a_record_edited_on_several_pages_of_one_commit_is_written_once_and_ends_as_one_by_one(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of two, all in one commit: each record is merged in memory page after page and
+    stored once, at the commit; the replica ends exactly as with apply_change per change."""
+    lee, kim = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Kim")
+    ray, ref = laptop("SPD", "Ofc. Ray"), laptop("SPD", "Reference")
+    ids = [edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})["id"] for i in range(2)]
+    lee.sync()
+    kim.sync()
+    for i in range(4):  # each record edited on several pages, concurrently: conflicts too
+        edits.update(lee.device, ids[i % 2], {"status": "deployed", "quantity": i})
+        edits.update(kim.device, ids[i % 2], {"status": "maintenance"})
+    lee.sync()
+    kim.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(agent.time, "monotonic", lambda: 0.0)  # no commit for time's sake
+    recorded = Recorded(ray, 2)
+    real_apply = agent._apply_page
+
+    def apply_when_next_is_ready(*args: Any) -> None:
+        real_apply(*args)
+        time.sleep(0.05)  # the next (recorded) page is there when asked for: one commit in all
+
+    monkeypatch.setattr(agent, "_apply_page", apply_when_next_is_ready)
+    statements: list[str] = []
+    ray.replica.conn.set_trace_callback(statements.append)
+    report = agent.SyncReport()
+    agent.pull(ray.device, recorded, report)  # type: ignore[arg-type]
+    ray.replica.conn.set_trace_callback(None)
+    assert report.pulled == log_size(hub) == 10 and not report.refused
+    assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")] == ["BEGIN IMMEDIATE", "COMMIT"]
+    assert len([s for s in statements if s.startswith("INSERT INTO records")]) == 2  # once per record
+
+    with hub.app.app_context():
+        wires = [e.wire for e in db.session.scalars(select(LogEntry).order_by(LogEntry.seq))]
+        certificates = {d.id: d.certificate for d in db.session.scalars(select(DeviceRow))}
+    verifier = ref.device.verifier()
+    for wire in wires:  # one transaction per change: each stored as it is merged
+        with ref.replica.transaction():
+            change = verifier.verify(wire, certificates[wire["device"]])
+            state.keep_change(ref.replica, change, "hub")
+            state.apply_change(ref.replica, change)
+    assert views(ray) == views(ref)
+    full = 'SELECT record_id, collection, agency, state, "values", withheld, deleted, updated_hlc FROM records'
+    assert ray.replica.rows(full + " ORDER BY record_id") == ref.replica.rows(full + " ORDER BY record_id")
+    conflicts = "SELECT id, record_id, field, winner, loser FROM conflicts ORDER BY id"
+    assert ray.replica.rows(conflicts) == ref.replica.rows(conflicts)
+    assert ray.count("conflicts") > 0
+    kept = "SELECT change_id, record_id, hash, device, seq, wire, origin FROM changes ORDER BY change_id"
+    assert ray.replica.rows(kept) == ref.replica.rows(kept)
 
 
 def test_a_large_pull_ends_as_its_changes_applied_one_by_one(
