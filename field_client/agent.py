@@ -126,9 +126,15 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
         alarm = device.replica.get("hub_alarm")
         if alarm:
             raise HubUntrusted(f"{alarm['message']} (raised {alarm['detected_at']}, kept until `fieldsync accept-hub`)")
-        prepare(device, client, report)
-        push(device, client, report)
-        pull(device, client, report, progress=progress, commit_every=commit_every)
+        hub_size = prepare(device, client, report)
+        remote = PageVerifier()
+        if VERIFY_PROCESS and hub_size - int(device.replica.get("cursor", 0)) >= page_verifier.START_AFTER:
+            remote.start()  # a long pull is coming: the verification process starts during the push
+        try:
+            push(device, client, report)
+            pull(device, client, report, progress=progress, commit_every=commit_every, remote=remote)
+        finally:
+            remote.close()
     except (HubUnavailable, HubRefused, HubUntrusted, HighWaterInvalid) as exc:
         device.replica.set("last_sync_error", str(exc))
         raise
@@ -154,13 +160,18 @@ def _feed(device: Device, client: HubClient, after: int) -> tuple[dict[str, Any]
         answer = client.feed(after=int(answer["links"][-1]["seq"]), since=since)
 
 
-def prepare(device: Device, client: HubClient, report: SyncReport) -> None:
-    """Before any push: check the hub's history (rollback, fork) and the replica's (restored)."""
+def prepare(device: Device, client: HubClient, report: SyncReport) -> int:
+    """Before any push: check the hub's history (rollback, fork) and the replica's (restored).
+    Returns the size of the hub's log, as its verified checkpoint gives it."""
     answer, links = _feed(device, client, recovery.feed_after(device))
     _check_checkpoint(device, answer.get("checkpoint"), chain_at=answer.get("chain_at"), probe=True)
     report.restored = recovery.reconcile(device, answer, links)
     if report.restored is not None:
         logger.error("%s", recovery.describe(report.restored))
+    try:
+        return int(answer["checkpoint"]["size"])
+    except (KeyError, TypeError, ValueError):  # (the checkpoint verified: a guard, not a path)
+        return 0
 
 
 def push(device: Device, client: HubClient, report: SyncReport) -> None:
@@ -315,6 +326,7 @@ def pull(
     *,
     progress: Progress | None = None,
     commit_every: int = COMMIT_CHANGES,
+    remote: PageVerifier | None = None,
 ) -> None:
     """Pull page by page. While a page is verified and merged, the next PREFETCH pages are
     already on their way (each one's cursor is in the answer before it, so one fetcher thread
@@ -326,7 +338,7 @@ def pull(
     registry = device.registry()
     fetcher, verifiers = ThreadPoolExecutor(1), ThreadPoolExecutor(VERIFY_THREADS)
     commits = _Commits(replica, commit_every)
-    remote = PageVerifier()
+    remote = remote or PageVerifier()  # the caller's is started already when a long pull was foreseen
     relaxed = ExitStack()
     relaxed.enter_context(_fewer_collections())
     try:

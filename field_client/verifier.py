@@ -23,6 +23,12 @@ Rules this module owns:
   ``spawn`` (nothing of the laptop's open replica or threads is copied
   into it). If it cannot start or dies, pages are verified at home, as
   before; nothing is applied unverified either way.
+- It is started as soon as the sync knows a long pull is coming: the probe
+  before the push carries the hub's log size (field_client.agent), so the
+  worker's start (a new interpreter importing fieldsync, ~0.3 s) runs beside
+  the push instead of ahead of the pull's second page (the first is verified
+  at home: the log size counts changes this agency may not see, so a pull
+  foreseen long may be short, and must not wait for a worker).
 - ``spawn`` imports the program's main module again in the worker: a program
   that embeds field_client and pulls long guards its main code with
   ``if __name__ == "__main__":`` (Python's rule; the ``fieldsync`` command and
@@ -69,6 +75,10 @@ def verify_page(key: tuple[int, str | None], entries: list[dict[str, Any]], body
     return out
 
 
+def _ready() -> None:
+    """In the worker: nothing; unpickling this brought in everything verify_page needs."""
+
+
 class PageVerifier:
     """One worker process for one pull; :meth:`submit` returns None when it cannot be used."""
 
@@ -80,6 +90,15 @@ class PageVerifier:
     def started(self) -> bool:
         """The worker is up (and has not failed): the rest of the pull goes to it."""
         return self._pool is not None and not self._broken
+
+    def start(self) -> None:
+        """Start the worker now, without waiting for it: the first page finds it up."""
+        if self._pool is None and not self._broken:
+            try:
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+                self._pool.submit(_ready)  # the process and its imports start now, not at the first page
+            except Exception as exc:  # no worker: the laptop verifies at home
+                self.fail(exc)
 
     def submit(self, registry: KeyRegistry, body: bytes) -> Future[list[Outcome]] | None:
         if self._broken:

@@ -305,6 +305,51 @@ def test_once_started_the_verification_process_verifies_the_rest_of_the_pull(
     assert views(ray) == views(lee)
 
 
+def test_a_long_pull_foreseen_by_the_probe_starts_the_verification_process_before_the_push(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe's checkpoint tells how much is still to come: the worker starts before the
+    push, so its start-up runs beside it; a short pull starts none."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(6):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    edits.create(ray.device, "resources", {**VEHICLE, "name": "Ray's car"})
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(page_verifier, "START_AFTER", 4)
+    events: list[str] = []
+    real_start, real_push, real_verified = page_verifier.PageVerifier.start, agent.push, agent._verified
+
+    def start(self: page_verifier.PageVerifier) -> None:
+        events.append("start")
+        real_start(self)
+
+    def push(*args: Any, **kw: Any) -> None:
+        events.append("push")
+        real_push(*args, **kw)
+
+    def counted(*args: Any) -> Any:
+        out = real_verified(*args)
+        events.append(f"worker {0 if out is None else len(out)}")
+        return out
+
+    monkeypatch.setattr(page_verifier.PageVerifier, "start", start)
+    monkeypatch.setattr(agent, "push", push)
+    monkeypatch.setattr(agent, "_verified", counted)
+    report = ray.sync()
+    assert report.pushed == 1 and report.pulled == 7 and report.applied == 6 and not report.refused
+    # started before the push; the first page at home all the same (a foreseen pull may be short)
+    assert events == ["start", "push", "worker 0", "worker 2", "worker 2", "worker 1"]
+    events.clear()
+    lee.sync()
+    assert views(ray) == views(lee)
+    edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 6"})
+    lee.sync()
+    events.clear()
+    assert ray.sync().pulled == 1
+    assert events == ["push", "worker 0"]  # one change to come: no worker, the page at home
+
+
 def test_pages_on_their_way_when_the_registry_grows_are_verified_again_under_the_new_one(
     hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
