@@ -66,7 +66,7 @@ def _compile(cls: type[Schema], *, partial: bool) -> Check:
             hooks.append(getattr(instance, name))
     known: dict[str, tuple[str, Check]] = {}
     required: list[str] = []
-    for name, field in instance.fields.items():
+    for name, field in instance.load_fields.items():  # a dump-only field is unknown on load
         key = field.data_key or name
         known[key] = (field.attribute or name, _field_check(field, partial=partial))
         if field.required and not partial:
@@ -118,7 +118,7 @@ def _type_check(field: fields.Field[Any], *, partial: bool) -> Check:
         return _is_str
     if isinstance(field, fields.Nested) and kind is fields.Nested:
         nested = field.nested
-        if not (isinstance(nested, type) and issubclass(nested, Schema)) or field.only or field.exclude:
+        if not (isinstance(nested, type) and issubclass(nested, Schema)) or field.only or field.exclude or field.many:
             raise CompileError(f"field {field.name!r}: only a nested schema class, whole, is compiled")
         if nested.opts.unknown != "raise":
             raise CompileError(f"field {field.name!r}: the nested schema must refuse unknown fields")

@@ -235,6 +235,21 @@ def test_a_subclass_without_its_own_check_is_refused() -> None:
         compile_schema(WithLooser())
 
 
+def test_a_nested_list_is_refused_and_a_dump_only_field_stays_unknown() -> None:
+    class Many(_Base):
+        places = fields.Nested(schemas.LocationSchema, many=True)
+
+    with pytest.raises(CompileError, match="places"):
+        compile_schema(Many())
+
+    class Shown(_Base):
+        n = schemas.StrictInteger()
+        stamp = fields.String(dump_only=True)
+
+    assert agree(Shown(), {"n": 1}) == (True, True)
+    assert agree(Shown(), {"n": 1, "stamp": "x"}) == (False, False)
+
+
 def test_an_unknown_validator_is_refused() -> None:
     class WithPredicate(_Base):
         n = schemas.StrictInteger(validate=validate.Predicate("is_integer"))
