@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -80,45 +81,52 @@ def _ready() -> None:
 
 
 class PageVerifier:
-    """One worker process for one pull; :meth:`submit` returns None when it cannot be used."""
+    """One worker process for one pull; :meth:`submit` returns None when it cannot be used.
+    Closed, it starts none again: a page still being fetched when the pull stopped is
+    submitted by the fetching thread after :meth:`close`, and must not bring one back."""
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
-        self._broken = False
+        self._broken = False  # failed, or closed: pages are verified at home, if at all
+        self._lock = threading.Lock()  # submit runs on the fetching thread, close on the merge's
 
     @property
     def started(self) -> bool:
         """The worker is up (and has not failed): the rest of the pull goes to it."""
         return self._pool is not None and not self._broken
 
-    def start(self) -> None:
-        """Start the worker now, without waiting for it: the first page finds it up."""
-        if self._pool is None and not self._broken:
-            try:
+    def _ensure_pool(self) -> ProcessPoolExecutor | None:
+        with self._lock:
+            if self._pool is None and not self._broken:
                 self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
                 self._pool.submit(_ready)  # the process and its imports start now, not at the first page
-            except Exception as exc:  # no worker: the laptop verifies at home
-                self.fail(exc)
+            return None if self._broken else self._pool
+
+    def start(self) -> None:
+        """Start the worker now, without waiting for it: the first page finds it up."""
+        try:
+            self._ensure_pool()
+        except Exception as exc:  # no worker: the laptop verifies at home
+            self.fail(exc)
 
     def submit(self, registry: KeyRegistry, body: bytes) -> Future[list[Outcome]] | None:
-        if self._broken:
-            return None
         try:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            pool = self._ensure_pool()
+            if pool is None:
+                return None
             head = registry.head
-            return self._pool.submit(verify_page, (head.size, head.head), registry.entries, body)
-        except Exception as exc:  # no worker: the laptop verifies at home
+            return pool.submit(verify_page, (head.size, head.head), registry.entries, body)
+        except Exception as exc:  # no worker (or closed meanwhile): the laptop verifies at home
             self.fail(exc)
             return None
 
     def fail(self, exc: BaseException) -> None:
         if not self._broken:
             logger.warning("verifying pages at home from now on: the verification process failed (%s)", exc)
-        self._broken = True
         self.close()
 
     def close(self) -> None:
-        pool, self._pool = self._pool, None
+        with self._lock:
+            pool, self._pool, self._broken = self._pool, None, True
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)

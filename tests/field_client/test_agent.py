@@ -24,6 +24,7 @@ from crypto import SigningKey, agency_entry, utcnow
 from field_client import agent, edits, state
 from field_client import verifier as page_verifier
 from field_client.errors import ClientError, HubRefused, HubUnavailable, HubUntrusted
+from field_client.transport import HubClient
 from tests.backend.helpers import Hub
 
 from .conftest import MakeLaptop
@@ -348,6 +349,55 @@ def test_a_long_pull_foreseen_by_the_probe_starts_the_verification_process_befor
     events.clear()
     assert ray.sync().pulled == 1
     assert events == ["push", "worker 0"]  # one change to come: no worker, the page at home
+
+
+@sqlite_only
+def test_a_page_still_on_its_way_when_the_pull_stops_starts_no_verification_process(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pull stops on its first page while the second is still being fetched; when that
+    fetch ends, after sync() has returned, it must not start a worker nobody will close."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(8):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(page_verifier, "START_AFTER", 4)
+    release, handed_over = threading.Event(), threading.Event()
+    made: list[page_verifier.PageVerifier] = []
+    real_init, real_pull_page = page_verifier.PageVerifier.__init__, HubClient.pull_page
+    real_submit = page_verifier.PageVerifier.submit
+
+    def init(self: page_verifier.PageVerifier) -> None:
+        real_init(self)
+        made.append(self)
+
+    def pull_page(self: HubClient, cursor: int, limit: int | None = None) -> Any:
+        out = real_pull_page(self, cursor, limit)
+        if cursor == 2:
+            release.wait(10)  # a slow link for the second page
+        return out
+
+    def submit(self: page_verifier.PageVerifier, registry: Any, body: bytes) -> Any:
+        try:
+            return real_submit(self, registry, body)
+        finally:
+            if release.is_set():
+                handed_over.set()
+
+    def breaks(*args: Any) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(page_verifier.PageVerifier, "__init__", init)
+    monkeypatch.setattr(HubClient, "pull_page", pull_page)
+    monkeypatch.setattr(page_verifier.PageVerifier, "submit", submit)
+    monkeypatch.setattr(agent, "_apply_page", breaks)
+    with pytest.raises(OSError):
+        ray.sync()
+    assert made and all(v._pool is None for v in made)  # closed when the pull stopped
+    release.set()  # the fetch in flight ends now, and hands its page over
+    assert handed_over.wait(10)
+    assert not any(v._pool for v in made)
 
 
 def test_pages_on_their_way_when_the_registry_grows_are_verified_again_under_the_new_one(
