@@ -507,8 +507,9 @@ def _apply_page(
                 if verified.device == HUB_DEVICE:  # staff may only choose among values officers signed
                     check_resolution(writer.states.get(verified.record_id), verified)
                 clock.observe(verified.hlc)
+                outcome = writer.apply(verified)  # a change the merge refuses is kept aside, below, only
                 writer.keep(verified, "hub")
-                if writer.apply(verified) == "applied":
+                if outcome == "applied":
                     report.applied += 1
             except (ProvenanceError, ChangeRejected, ClockDriftError, ClockError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc)

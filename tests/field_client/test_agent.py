@@ -25,6 +25,7 @@ from field_client import agent, edits, state
 from field_client import verifier as page_verifier
 from field_client.errors import ClientError, HubRefused, HubUnavailable, HubUntrusted
 from field_client.transport import HubClient
+from sync import make_change
 from tests.backend.helpers import Hub
 
 from .conftest import MakeLaptop
@@ -278,6 +279,43 @@ def test_changes_altered_on_the_hub_are_refused(
     assert "Unit 99" not in json.dumps(ray.replica.rows('SELECT "values" FROM records'))
     assert ray.replica.get("cursor") == 1 + len(FORGERIES)  # refused, and not asked for again
     assert ray.sync().pulled == 0
+
+
+def test_an_authentic_change_the_merge_refuses_is_kept_aside_not_among_the_changes(
+    hub: Hub, laptop: MakeLaptop
+) -> None:
+    """A hub that serves a signed change its own merge would have refused (a contact for a
+    resource's id): the laptop refuses it and keeps it aside, and does not keep it among the
+    changes it rebuilds records from, so a later rebuild of that record still works."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    unit = edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 7"})
+    edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 8"})
+    lee.sync()
+    (second,) = lee.replica.rows("SELECT change_id, wire FROM outbox WHERE seq = 2")
+    stored = json.loads(second["wire"])
+    forged = make_change(  # signed by lee's own device key: authentic, and inadmissible
+        lee.device.key,
+        collection="contacts",
+        record_id=unit["id"],
+        agency="SPD",
+        device=lee.device.device_id,
+        seq=stored["seq"],
+        prev=stored["prev"],
+        hlc=stored["hlc"],
+        values={"name": "Not a contact", "role": "liaison"},
+        seen={},
+        change_id=stored["id"],
+    )
+    tamper(hub, second["change_id"], lambda w: (w.clear(), w.update(forged)))
+    report = ray.sync()
+    assert report.pulled == 2 and report.applied == 1
+    assert [r["id"] for r in report.refused] == [forged["id"]]
+    assert "not a contacts record" in report.refused[0]["reason"]
+    assert ray.count("refused", f"change_id = '{forged['id']}'") == 1
+    assert ray.count("changes", f"change_id = '{forged['id']}'") == 0  # not among the changes
+    with ray.replica.transaction():
+        state.rebuild(ray.replica, unit["id"], set())  # what a refused local edit of it triggers
+    assert ray.record(unit["id"])["name"] == "Unit 7"  # type: ignore[index]
 
 
 def test_once_started_the_verification_process_verifies_the_rest_of_the_pull(
