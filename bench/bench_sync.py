@@ -22,7 +22,8 @@ The floor, measured in the same round on the same changes (remote + local):
 raw Ed25519 verification of each change's signed bytes (on one core, and on
 two threads: PyNaCl releases the GIL) plus an upsert of each change into a
 SQLCipher table (one executemany in one transaction, JSON text prepared
-beforehand).
+beforehand), with the replica's own page size and page MAC
+(``field_client.replica.CIPHER``).
 
 **Delta sync**: two hubs whose log holds ``--small`` and ``--large`` entries;
 a laptop that has synced everything it may see; per round another device
@@ -61,7 +62,7 @@ from crypto import SigningKey, b64d, change_hash
 from crypto.changes import _signed_bytes
 from field_client import agent, edits, state
 from field_client.device import Device, enroll_into
-from field_client.replica import Replica
+from field_client.replica import CIPHER, Replica
 from field_client.transport import HubClient
 
 PASSPHRASE = "bench laptop passphrase"
@@ -162,6 +163,8 @@ class Floor:
         path = self.folder / f"floor-{uuid.uuid4().hex[:8]}.db"
         conn = sqlcipher3.connect(str(path), isolation_level=None)
         conn.execute(f"PRAGMA key = \"x'{os.urandom(32).hex()}'\"")
+        conn.execute(f"PRAGMA cipher_page_size = {CIPHER.page_size}")  # the replica's own page settings
+        conn.execute(f"PRAGMA cipher_hmac_algorithm = {CIPHER.hmac}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("CREATE TABLE changes (change_id TEXT PRIMARY KEY, record_id TEXT NOT NULL, wire TEXT NOT NULL)")
         t0 = time.perf_counter()

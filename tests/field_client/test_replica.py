@@ -174,6 +174,104 @@ def test_missing_header_is_replica_damaged(made: Path) -> None:
         Replica.open(made, PASSPHRASE)
 
 
+# -- the cipher's page size and page MAC ------------------------------------------------------
+
+
+def _raw_read(home: Path, cipher: replica.Cipher | None) -> object:
+    """Read the replica with its raw key and the given page settings (None: SQLCipher's defaults,
+    nothing set), as another program holding the key would."""
+    import sqlcipher3
+
+    header = json.loads((home / HEADER_NAME).read_text())
+    from crypto.sealed import derive_key
+
+    key = derive_key(PASSPHRASE, b64d(header["salt"]), replica.KdfCost(header["opslimit"], header["memlimit"]))
+    conn = sqlcipher3.connect(str(home / DB_NAME))
+    try:
+        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        if cipher is not None:
+            conn.execute(f"PRAGMA cipher_page_size = {cipher.page_size}")
+            conn.execute(f"PRAGMA cipher_hmac_algorithm = {cipher.hmac}")
+        return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_new_replica_has_16_kib_pages_checked_with_hmac_sha256(made: Path) -> None:
+    """Named in the header, and in force: the file is read with these settings and with no
+    others (SQLCipher's defaults, or the right page size with the other MAC, fail)."""
+    header = json.loads((made / HEADER_NAME).read_text())
+    assert header["cipher"] == {"page_size": 16384, "hmac": "HMAC_SHA256"} == replica.CIPHER._asdict()
+    with Replica.open(made, PASSPHRASE) as rep, rep.clone() as other:
+        for conn in (rep.conn, other.conn):
+            assert int(conn.execute("PRAGMA page_size").fetchone()[0]) == 16384
+            assert conn.execute("PRAGMA cipher_hmac_algorithm").fetchone()[0] == "HMAC_SHA256"
+    assert (made / DB_NAME).stat().st_size % 16384 == 0
+    assert _raw_read(made, replica.CIPHER) > 0
+    for other_settings in (None, replica.Cipher(16384, "HMAC_SHA512"), replica.Cipher(4096, "HMAC_SHA256")):
+        with pytest.raises(Exception, match="not a database"):
+            _raw_read(made, other_settings)
+    assert replica.check(made, PASSPHRASE)["ok"]
+
+
+def test_a_replica_made_before_the_header_named_a_cipher_opens_with_sqlcipher_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica of the first releases: 4 KiB pages, HMAC-SHA512, no "cipher" in replica.json.
+    It opens, reads, writes, clones and checks as before, and keeps its settings."""
+    home = tmp_path / "old"
+    with monkeypatch.context() as m:
+        m.setattr(replica, "CIPHER", replica.SQLCIPHER4_DEFAULTS)
+        with Replica.create(home, PASSPHRASE, cost=FAST) as rep:
+            rep.set("greeting", "from an old release")
+    header = json.loads((home / HEADER_NAME).read_text())
+    del header["cipher"]
+    (home / HEADER_NAME).write_text(json.dumps(header))
+    assert _raw_read(home, None) > 0  # SQLCipher 4's own defaults read it
+    with Replica.open(home, PASSPHRASE) as rep, rep.clone() as other:
+        assert rep.get("greeting") == "from an old release"
+        other.set("more", 1)
+        assert int(rep.conn.execute("PRAGMA page_size").fetchone()[0]) == 4096
+    assert replica.check(home, PASSPHRASE)["ok"]
+    assert "cipher" not in json.loads((home / HEADER_NAME).read_text())
+
+
+@pytest.mark.parametrize(
+    "cipher",
+    [
+        {"page_size": 16384, "hmac": "HMAC_SHA1"},
+        {"page_size": 16384, "hmac": "none"},
+        {"page_size": 1000, "hmac": "HMAC_SHA256"},
+        {"page_size": 131072, "hmac": "HMAC_SHA256"},
+        {"page_size": "16384", "hmac": "HMAC_SHA256"},
+        {"page_size": 16384, "hmac": "HMAC_SHA256", "kdf_iter": 1},
+        {"page_size": 16384},
+        "HMAC_SHA256",
+    ],
+    ids=["sha1", "no-mac", "not-a-power", "too-big", "text-size", "extra-key", "no-mac-named", "not-an-object"],
+)
+def test_a_header_naming_another_cipher_is_damaged_and_nothing_is_written(made: Path, cipher: object) -> None:
+    header = json.loads((made / HEADER_NAME).read_text())
+    (made / HEADER_NAME).write_text(json.dumps({**header, "cipher": cipher}))
+    before = snapshot(made)
+    with pytest.raises(ReplicaDamaged, match="cipher"):
+        Replica.open(made, PASSPHRASE)
+    with pytest.raises(ReplicaDamaged, match="cipher"):
+        replica.check(made, PASSPHRASE)
+    assert snapshot(made) == before
+
+
+def test_a_header_naming_the_wrong_page_size_never_opens_silently(made: Path) -> None:
+    """A valid but wrong setting (edited by hand): the pages' MACs fail, the replica is reported
+    damaged, and nothing is written."""
+    header = json.loads((made / HEADER_NAME).read_text())
+    (made / HEADER_NAME).write_text(json.dumps({**header, "cipher": {"page_size": 4096, "hmac": "HMAC_SHA256"}}))
+    before = snapshot(made)
+    with pytest.raises(ReplicaDamaged):
+        Replica.open(made, PASSPHRASE)
+    assert snapshot(made) == before
+
+
 @pytest.mark.parametrize("where", [0.0, 0.3, 0.5, 0.97], ids=["first-page", "early", "middle", "last-page"])
 def test_garbage_in_the_file_never_opens_silently(made: Path, where: float) -> None:
     path = made / DB_NAME
@@ -275,8 +373,8 @@ def test_every_connection_the_client_opens_keeps_temp_in_memory(
         opened.append(conn)
         return conn
 
-    def keyed(conn: object, key: bytes) -> object:
-        out = real_keyed(conn, key)  # type: ignore[arg-type]
+    def keyed(conn: object, key: bytes, cipher: replica.Cipher) -> object:
+        out = real_keyed(conn, key, cipher)  # type: ignore[arg-type]
         pragma = lambda name: out.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
         hardened[id(out)] = (pragma("cipher_memory_security"), pragma("temp_store"), pragma("journal_mode"))
         return out

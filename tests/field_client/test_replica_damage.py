@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlcipher3
 
-from field_client import edits, highwater, state
+from field_client import edits, highwater, replica, state
 from field_client.replica import DB_NAME, HEADER_NAME, Replica
 from tests.backend.helpers import Hub
 
@@ -28,7 +28,7 @@ from .helpers import VEHICLE, Laptop
 from .test_cli import Officer
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-PAGE = 4096
+PAGE = replica.CIPHER.page_size  # a new replica's pages
 COMMANDS = [["status"], ["resource", "list"], ["resource", "add", "--kind", "vehicle", "--name", "x"], ["sync"]]
 
 
@@ -112,7 +112,7 @@ def test_a_damaged_middle_page_is_never_read_as_partial_data(laptop: MakeLaptop)
         assert len(state.list_records(other, "resources")) == 120
     lee.replica.close()
     flip(lambda size: (size // PAGE // 2) * PAGE + 1500)(lee.home / DB_NAME)
-    with Replica._connect(lee.home, key) as raw:
+    with Replica._connect(lee.home, key, lee.replica.cipher) as raw:
         tables = [r[0] for r in raw.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         assert {"records", "changes", "outbox"} <= set(tables)
         with pytest.raises(sqlcipher3.DatabaseError, match="malformed"):
