@@ -38,7 +38,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("MAX_CONTENT_LENGTH", 8 * 1024 * 1024, "Largest request body in bytes; larger ones get 413."),
     Setting("MAX_BATCH", 500, "Most changes accepted in one push."),
-    Setting("PULL_LIMIT", 500, "Most changes returned by one pull (a client may ask for fewer)."),
+    Setting("PULL_LIMIT", 1000, "Most changes returned by one pull (a client may ask for fewer)."),
     Setting("REQUEST_MAX_SKEW", 300, "Seconds a signed request's time may differ from the hub's clock."),
     Setting("MAX_CLOCK_DRIFT", 86400, "Seconds a change's clock may run ahead of the hub's before it is refused."),
     Setting("TOKEN_TTL", 86400, "Seconds an enrollment token stays valid."),

@@ -17,6 +17,12 @@ Rules this module owns:
   terminal) waits for one page's work at most. A failure to fetch the next
   page still commits the pages already applied; a failure while applying
   one rolls back to the last commit.
+- When a long pull is coming (the probe's log size) and there is something to
+  push, the pull's first EARLY_PAGES pages are fetched, and verified in the
+  verification process, while the push runs: the push keeps the hub busy and
+  leaves the laptop's cores idle. Nothing is applied before the push ends;
+  the pages are applied after it, in order, as any others. (The laptop's own
+  changes are later in the log than these pages: they come back at the end.)
 - Every pulled change is verified against the registry pinned at enrollment
   before it is applied; one that fails is kept in ``refused`` with the reason,
   never applied. A hub-signed resolution must also only re-state a value an
@@ -64,6 +70,7 @@ from sync import (
     ChangeRejected,
     ClockDriftError,
     ClockError,
+    Hlc,
     ProvenanceError,
     Verifier,
     check_resolution,
@@ -79,11 +86,12 @@ from .verifier import Outcome, PageVerifier
 
 logger = logging.getLogger("fieldsync.client")
 PUSH_BATCH = 200
-PULL_LIMIT = 500
+PULL_LIMIT = 1000  # changes a page; the hub may answer fewer (its FIELDSYNC_PULL_LIMIT, 1000 by default)
 VERIFY_THREADS = 2  # only the Ed25519 call releases the GIL: a small gain (bench/README.md)
 VERIFY_CHUNK = 50  # pages smaller than two chunks are verified on one thread
 VERIFY_PROCESS = True  # a long pull is verified in a process of its own (field_client.verifier)
 PREFETCH = 4  # pages on their way (fetched, verified) while one is merged: enough to outlast a commit
+EARLY_PAGES = 8  # ... and while the push runs, before a long pull (~3.4 MB each in memory); 0: none
 COMMIT_CHANGES = 5_000  # pulled changes at most in one commit (FIELDSYNC_PULL_COMMIT); a crash re-pulls these
 COMMIT_SECONDS = 1.0  # ... or this much work: a `fieldsync ui` edit waits no longer for the write lock
 PULL_GC_THRESHOLD = 20_000  # the collector's first threshold while pulling (Python's default: 700)
@@ -128,12 +136,20 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
             raise HubUntrusted(f"{alarm['message']} (raised {alarm['detected_at']}, kept until `fieldsync accept-hub`)")
         hub_size = prepare(device, client, report)
         remote = PageVerifier()
-        if VERIFY_PROCESS and hub_size - int(device.replica.get("cursor", 0)) >= page_verifier.START_AFTER:
-            remote.start()  # a long pull is coming: the verification process starts during the push
+        early: _Pages | None = None
+        cursor = int(device.replica.get("cursor", 0))
         try:
+            if VERIFY_PROCESS and hub_size - cursor >= page_verifier.START_AFTER:
+                remote.start()  # a long pull is coming: the verification process starts during the push
+                if EARLY_PAGES and _pending(device):  # ... and its first pages are fetched and verified meanwhile
+                    early = _Pages(client, cursor, remote, device.registry(), EARLY_PAGES, pushing=True)
             push(device, client, report)
-            pull(device, client, report, progress=progress, commit_every=commit_every, remote=remote)
+            if early is not None:
+                early.pushing = False  # pages asked for from now on see the log as the push left it
+            pull(device, client, report, progress=progress, commit_every=commit_every, remote=remote, pages=early)
         finally:
+            if early is not None:
+                early.close()
             remote.close()
     except (HubUnavailable, HubRefused, HubUntrusted, HighWaterInvalid) as exc:
         device.replica.set("last_sync_error", str(exc))
@@ -327,29 +343,33 @@ def pull(
     progress: Progress | None = None,
     commit_every: int = COMMIT_CHANGES,
     remote: PageVerifier | None = None,
+    pages: _Pages | None = None,
 ) -> None:
     """Pull page by page. While a page is verified and merged, the next PREFETCH pages are
     already on their way (each one's cursor is in the answer before it, so one fetcher thread
     asks for them in turn), and being verified in the verification process; a page verified at
     home is verified on VERIFY_THREADS threads. Pages are merged in order. Whole pages are
     committed with the cursor after them (see the module's rules): a prefetched page that is
-    never committed is simply asked for again next time."""
+    never committed is simply asked for again next time. ``pages``: the pages sync() had
+    fetched during the push, from this same cursor, under this same registry."""
     replica = device.replica
-    registry = device.registry()
-    fetcher, verifiers = ThreadPoolExecutor(1), ThreadPoolExecutor(VERIFY_THREADS)
-    commits = _Commits(replica, commit_every)
     remote = remote or PageVerifier()  # the caller's is started already when a long pull was foreseen
+    cursor = int(replica.get("cursor", 0))
+    if pages is None or pages.cursor != cursor or pages.registry is not device.registry():
+        if pages is not None:
+            pages.close()  # (a guard: nothing between the push and the pull moves the cursor)
+        pages = _Pages(client, cursor, remote, device.registry(), PREFETCH)
+    registry, ahead = pages.registry, pages.ahead
+    verifiers = ThreadPoolExecutor(VERIFY_THREADS)
+    commits = _Commits(replica, commit_every)
     relaxed = ExitStack()
     relaxed.enter_context(_fewer_collections())
     try:
-        ahead = deque([fetcher.submit(_fetch, client, int(replica.get("cursor", 0)), None, registry)])
-        while len(ahead) < PREFETCH:
-            ahead.append(fetcher.submit(_fetch_after, client, ahead[-1], remote, registry))
         while True:
             pending = ahead.popleft()
             if not pending.done():
                 commits.commit()  # never hold the write lock while waiting on the link
-            answer, outcomes, verified_under = pending.result()
+            answer, outcomes, verified_under, settled = pending.result()
             if answer.get("registry_size") != len(registry.entries):
                 try:
                     registry = device.replace_registry(client.registry())
@@ -357,7 +377,10 @@ def pull(
                     raise HubUntrusted(f"the hub's key registry is not trustworthy: {exc}") from None
             if answer.get("more"):  # one more on its way, verified under the registry now held
                 int(answer["next_cursor"])  # a malformed answer stops the pull here, before it is applied
-                ahead.append(fetcher.submit(_fetch_after, client, ahead[-1] if ahead else pending, remote, registry))
+                while len(ahead) < PREFETCH:  # (more may be on their way still after a push: EARLY_PAGES)
+                    pages.push_next(registry, pending)
+            elif not settled:  # the log's end before the push ended: ask again after it
+                pages.again(int(answer["next_cursor"]), registry)
             verified = _verified(answer, outcomes, remote) if verified_under is registry else None
             alarm = _checkpoint_alarm(device, answer.get("checkpoint"))
             if alarm is not None:
@@ -374,7 +397,7 @@ def pull(
             commits.added(len(answer["changes"]))
             if progress is not None:
                 progress(report.cursor, int(answer["checkpoint"]["size"]))
-            if not answer.get("more"):
+            if not answer.get("more") and settled:
                 commits.commit()
                 return
     except BaseException:
@@ -382,10 +405,79 @@ def pull(
         raise
     finally:
         # a sync stopped early does not wait for a prefetched page it will not use
-        fetcher.shutdown(wait=False, cancel_futures=True)
+        pages.close()
         verifiers.shutdown(wait=False, cancel_futures=True)
         remote.close()
         relaxed.close()
+
+
+class _Pages:
+    """The pull's pages on their way, in order: one fetcher thread asks for each as soon as the
+    one before it arrived (its cursor is in it). The first is verified at home (a pull foreseen
+    long may be short: it must not wait for the worker's start); the others in the verification
+    process once it is worth starting (:meth:`_after`). Nothing here touches the replica, so
+    fetching may run beside the push (``pushing``); a page asked for before the push ended is
+    not *settled*: its ``more`` is false at the log's end as it was then, and the pull asks again
+    after it (the push made the log longer)."""
+
+    def __init__(
+        self,
+        client: HubClient,
+        cursor: int,
+        remote: PageVerifier,
+        registry: KeyRegistry,
+        count: int,
+        *,
+        pushing: bool = False,
+    ) -> None:
+        self.client, self.remote, self.cursor, self.registry = client, remote, cursor, registry
+        self.pushing = pushing
+        self.fetcher = ThreadPoolExecutor(1)
+        self.ahead: deque[Future[_Fetched | None]] = deque([self.fetcher.submit(self._get, cursor, None, registry)])
+        while len(self.ahead) < count:
+            self.push_next(registry)
+
+    def push_next(self, registry: KeyRegistry, previous: Future[_Fetched | None] | None = None) -> None:
+        """One more page after the last one on its way (or ``previous``), under ``registry``."""
+        last = self.ahead[-1] if self.ahead else previous
+        self.ahead.append(self.fetcher.submit(self._after, last, registry))
+
+    def again(self, cursor: int, registry: KeyRegistry) -> None:
+        """After an unsettled last page: ask from its cursor again (what was chained after it
+        was never asked for)."""
+        self.ahead.clear()
+        self.ahead.append(
+            self.fetcher.submit(self._get, cursor, self.remote if self.remote.started else None, registry)
+        )
+
+    def _after(self, previous: Future[_Fetched | None], registry: KeyRegistry) -> _Fetched | None:
+        """On the fetcher thread, which runs its tasks in order (``previous`` is done): the page
+        after ``previous``, or None after the last one (never asked for). An error fetching
+        ``previous`` is raised again; the pull has stopped on it already."""
+        fetched = previous.result()
+        if fetched is None or not fetched[0].get("more"):
+            return None
+        answer, remote = fetched[0], self.remote
+        far = VERIFY_PROCESS and (remote.started or _still_to_come(answer) >= page_verifier.START_AFTER)
+        return self._get(int(answer["next_cursor"]), remote if far else None, registry)
+
+    def _get(self, cursor: int, remote: PageVerifier | None, registry: KeyRegistry) -> _Fetched:
+        """On the fetcher thread: a page, and (``remote``) its verification already under way in
+        the verification process, under ``registry``."""
+        settled = not self.pushing  # read before asking: the answer is at least as new as this
+        if remote is None:
+            return self.client.pull(cursor, PULL_LIMIT), None, registry, settled
+        answer, body = self.client.pull_page(cursor, PULL_LIMIT)
+        return answer, remote.submit(registry, body), registry, settled
+
+    def close(self) -> None:
+        """Stop fetching; a page not yet asked for is not asked for (the pull asks again)."""
+        self.fetcher.shutdown(wait=False, cancel_futures=True)
+
+
+def _pending(device: Device) -> bool:
+    """Whether the outbox holds anything to push."""
+    return bool(device.replica.rows("SELECT 1 FROM outbox WHERE status IN ('pending', 'held') LIMIT 1"))
 
 
 def _still_to_come(answer: dict[str, Any]) -> int:
@@ -395,30 +487,7 @@ def _still_to_come(answer: dict[str, Any]) -> int:
         return 0  # a malformed answer is refused further on
 
 
-_Fetched = tuple[dict[str, Any], "Future[list[Outcome]] | None", KeyRegistry]
-
-
-def _fetch_after(
-    client: HubClient, previous: Future[_Fetched | None], remote: PageVerifier, registry: KeyRegistry
-) -> _Fetched | None:
-    """On the fetcher thread, which runs its tasks in order (``previous`` is done): the page
-    after ``previous``, or None after the last one (never asked for). An error fetching
-    ``previous`` is raised again; the pull has stopped on it already."""
-    fetched = previous.result()
-    if fetched is None or not fetched[0].get("more"):
-        return None
-    answer = fetched[0]
-    far = VERIFY_PROCESS and (remote.started or _still_to_come(answer) >= page_verifier.START_AFTER)
-    return _fetch(client, int(answer["next_cursor"]), remote if far else None, registry)
-
-
-def _fetch(client: HubClient, cursor: int, remote: PageVerifier | None, registry: KeyRegistry) -> _Fetched:
-    """On the fetcher thread: a page, and (``remote``) its verification already under way in the
-    verification process, under ``registry``."""
-    if remote is None:
-        return client.pull(cursor, PULL_LIMIT), None, registry
-    answer, body = client.pull_page(cursor, PULL_LIMIT)
-    return answer, remote.submit(registry, body), registry
+_Fetched = tuple[dict[str, Any], "Future[list[Outcome]] | None", KeyRegistry, bool]  # ..., settled
 
 
 def _verified(answer: dict[str, Any], outcomes: Future[list[Outcome]] | None, remote: PageVerifier) -> list[Any] | None:
@@ -498,6 +567,7 @@ def _apply_page(
         own = writer is None
         writer = writer or state.PageWriter(replica)
         writer.page(record_ids)
+        latest: Hlc | None = None  # the page's latest clock: observed once, at the end of the page
         for item, verified in zip(items, verified_items, strict=True):
             wire = item.get("change") if isinstance(item, dict) else None
             report.pulled += 1
@@ -506,7 +576,9 @@ def _apply_page(
                     raise verified
                 if verified.device == HUB_DEVICE:  # staff may only choose among values officers signed
                     check_resolution(writer.states.get(verified.record_id), verified)
-                clock.observe(verified.hlc)
+                seen = clock.check(verified.hlc)  # a clock too far ahead refuses its change here
+                if latest is None or seen > latest:
+                    latest = seen
                 outcome = writer.apply(verified)  # a change the merge refuses is kept aside, below, only
                 writer.keep(verified, "hub")
                 if outcome == "applied":
@@ -525,6 +597,8 @@ def _apply_page(
                     ),
                 )
                 logger.warning("refused a change from the hub: %s", reason)
+        if latest is not None:  # as observing each in turn: the next local clock is later than all
+            clock.observe(latest)
         if own:
             writer.flush()
         replica.set("cursor", int(answer["next_cursor"]))

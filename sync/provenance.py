@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from crypto import Certificate, KeyRegistry, VerificationError, verify_change
+from crypto import Certificate, KeyRegistry, VerificationError, VerifiedChange, verify_change
 
 from .changes import Change
 from .errors import ProvenanceError
@@ -79,17 +79,22 @@ class Verifier:
         """Verify a device certificate (cached) for a moment."""
         return self._trusted(cert, int(at.timestamp() * 1000)).certificate
 
-    def _verify_hub_change(self, wire: dict[str, Any], at_ms: int) -> Change:
+    def _verify_hub_change(self, wire: dict[str, Any], at_ms: int) -> VerifiedChange:
         keys = self.registry.hub_keys_at(datetime.fromtimestamp(at_ms / 1000, UTC))
         for key in keys[:-1]:
             try:
-                return Change.from_verified(verify_change(wire, key))
+                return verify_change(wire, key)
             except VerificationError:
                 continue
-        return Change.from_verified(verify_change(wire, keys[-1]))
+        return verify_change(wire, keys[-1])
 
     def verify(self, wire: Any, cert: Any | None) -> Change:
         """Return the verified change, or raise ProvenanceError with the reason."""
+        return Change.from_verified(self.verify_signed(wire, cert))
+
+    def verify_signed(self, wire: Any, cert: Any | None) -> VerifiedChange:
+        """:meth:`verify`'s whole chain, without building the :class:`Change` (a caller that
+        needs only the hash: field_client.verifier). Raises ProvenanceError likewise."""
         try:
             if type(wire) is not dict or type(wire.get("hlc")) is not str:
                 raise VerificationError("malformed change")
@@ -116,7 +121,7 @@ class Verifier:
                         f"({(revoked and revoked.reason) or 'no reason given'})"
                     )
                 key = trusted.certificate.device_key
-            return Change.from_verified(verify_change(wire, key))
+            return verify_change(wire, key)
         except (VerificationError, ValueError) as exc:
             reason = exc.reason if isinstance(exc, VerificationError) else str(exc)
             subject = getattr(exc, "subject", None)

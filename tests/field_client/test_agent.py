@@ -20,7 +20,7 @@ from backend import keystore
 from backend.db import db
 from backend.models import Device as DeviceRow
 from backend.models import LogEntry, RegistryEntry
-from crypto import SigningKey, agency_entry, utcnow
+from crypto import SigningKey, agency_entry, change_hash, utcnow
 from field_client import agent, edits, state
 from field_client import verifier as page_verifier
 from field_client.errors import ClientError, HubRefused, HubUnavailable, HubUntrusted
@@ -281,6 +281,46 @@ def test_changes_altered_on_the_hub_are_refused(
     assert ray.sync().pulled == 0
 
 
+@sqlite_only
+def test_the_worker_verifies_a_page_in_shares_on_two_threads_and_answers_in_the_page_order(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify_page as the worker process runs it, in this process: a page of 120 changes with
+    forgeries in both shares gives, on two threads, exactly the outcomes one thread gives."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(120):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    ids = [r["change_id"] for r in outbox(lee)]
+    for index in (3, 100):  # one in each half
+        tamper(hub, ids[index], FORGERIES["value"])
+    answer, body = ray.client.pull_page(0, 200)
+    assert len(answer["changes"]) == 120
+    registry = ray.device.registry()
+    key = (registry.head.size, registry.head.head)
+    threads: set[str] = set()
+    real_items = page_verifier._verify_items
+
+    def items(*args: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return real_items(*args)
+
+    monkeypatch.setattr(page_verifier, "_verify_items", items)
+    monkeypatch.setattr(page_verifier, "_threads", None)
+    monkeypatch.setattr(page_verifier, "THREADS", 1)
+    one = page_verifier.verify_page(key, registry.entries, body)
+    assert threads == {threading.current_thread().name}
+    threads.clear()
+    monkeypatch.setattr(page_verifier, "THREADS", 2)
+    two = page_verifier.verify_page(key, registry.entries, body)
+    assert len(threads) == 2 and threading.current_thread().name not in threads
+    assert two == one and len(two) == 120
+    assert [i for i, (ok, _) in enumerate(two) if not ok] == [3, 100]
+    for item, (ok, text) in zip(answer["changes"], two, strict=True):
+        assert text == (change_hash(item["change"]) if ok else text) and text
+    page_verifier._threads.shutdown()  # type: ignore[union-attr]
+
+
 def test_an_authentic_change_the_merge_refuses_is_kept_aside_not_among_the_changes(
     hub: Hub, laptop: MakeLaptop
 ) -> None:
@@ -387,6 +427,85 @@ def test_a_long_pull_foreseen_by_the_probe_starts_the_verification_process_befor
     events.clear()
     assert ray.sync().pulled == 1
     assert events == ["push", "worker 0"]  # one change to come: no worker, the page at home
+
+
+@sqlite_only
+def test_before_a_long_pull_its_first_pages_are_fetched_while_the_push_runs_and_applied_after_it(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push waits here until the fetcher has asked for pages: they were fetched (and sent to
+    the worker) beside it, and none applied before it ended. The log's end as it was before the
+    push is not taken for the end: the laptop's own pushed changes still come back."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(6):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    for name in ("Ray's car", "Ray's van"):
+        edits.create(ray.device, "resources", {**VEHICLE, "name": name})
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(page_verifier, "START_AFTER", 4)
+    events: list[str] = []
+    fetched = threading.Event()
+    real_pull_page, real_push = HubClient.pull_page, agent.push
+
+    def pull_page(self: HubClient, cursor: int, limit: int | None = None) -> Any:  # (pull() calls it too)
+        events.append(f"fetch {cursor}")
+        out = real_pull_page(self, cursor, limit)
+        fetched.set()
+        return out
+
+    def push(device: Any, *args: Any, **kw: Any) -> None:
+        assert fetched.wait(30)  # a page went to the worker while the push had not begun
+        events.append(f"push, cursor {device.replica.get('cursor', 0)}")
+        real_push(device, *args, **kw)
+        events.append("pushed")
+
+    monkeypatch.setattr(HubClient, "pull_page", pull_page)
+    monkeypatch.setattr(agent, "push", push)
+    report = ray.sync()
+    assert report.pushed == 2 and report.pulled == 8 and report.applied == 6 and not report.refused
+    assert events.index("push, cursor 0") >= 2 and events[0] == "fetch 0"  # nothing applied before
+    assert events[-1] == "fetch 6" and events.index("fetch 6") > events.index("pushed")  # asked again
+    assert ray.replica.get("cursor") == 8 == log_size(hub)
+    lee.sync()
+    assert views(ray) == views(lee) and len(views(ray)) == 8
+    edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 6"})
+    lee.sync()
+    events.clear()
+    assert ray.sync().pulled == 1  # nothing to push, one change to come: no early pages
+    assert events == ["push, cursor 8", "pushed", "fetch 8"]
+
+
+@sqlite_only
+def test_a_push_refused_with_pages_fetched_beside_it_applies_none_of_them(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(6):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    edits.create(ray.device, "resources", {**VEHICLE, "name": "Ray's car"})
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(page_verifier, "START_AFTER", 4)
+    fetched = threading.Event()
+    real_pull = HubClient.pull
+
+    def pull(self: HubClient, cursor: int, limit: int | None = None) -> Any:
+        out = real_pull(self, cursor, limit)
+        fetched.set()
+        return out
+
+    def push(*args: Any, **kw: Any) -> None:
+        assert fetched.wait(30)
+        raise HubRefused(403, "forbidden", "refused for the test")
+
+    monkeypatch.setattr(HubClient, "pull", pull)
+    monkeypatch.setattr(agent, "push", push)
+    with pytest.raises(HubRefused):
+        ray.sync()
+    assert ray.replica.get("cursor", 0) == 0 and len(views(ray)) == 1  # its own car only
+    monkeypatch.undo()
+    assert ray.sync().pulled == 7 and len(views(ray)) == 7
 
 
 @sqlite_only
