@@ -9,7 +9,8 @@ rounds move by 10-30% from one minute to the next, more than most changes to the
 script compares trees under the same conditions instead. Set-up, not timed: a hub made and
 seeded as bench_sync.py's shift (this tree's hub code, ``--remote`` changes through the push
 path, two agencies sharing their resources with each laptop's agency, one withholding
-``notes``), served by gunicorn -w 2 on loopback. Then per round, each tree in turn: a fresh
+``notes``), served by gunicorn -w 2 on loopback. Then per round, each tree in turn (in the
+opposite order every other round): a fresh
 laptop (an agency of its own, so that every laptop pulls the same changes) in a process of its
 own started in that tree, so that it imports the tree's field_client (and its verification
 worker too); it enrolls, makes ``--local`` edits offline and syncs. Timed: the sync. Reported
@@ -106,7 +107,10 @@ def main() -> None:
         print(f"hub seeded with {args.remote:,} changes; load average {load_average()}", flush=True)
         rows: dict[int, list[dict[str, float]]] = {i: [] for i in range(len(trees))}
         for r in range(args.rounds):
-            for i, tree in enumerate(trees):
+            # the trees' order is reversed every other round: the hub's log grows by a laptop's
+            # edits each time, and the machine drifts, so neither favours one tree
+            for i in range(len(trees)) if r % 2 == 0 else reversed(range(len(trees))):
+                tree = trees[i]
                 hub_cpu0 = hub.cpu_seconds()
                 row = _run(tree, envs[i], hub.base_url, tokens.pop(0), folder / f"home-{r}-{i}", args.local)
                 row["hub"] = hub.cpu_seconds() - hub_cpu0
@@ -134,6 +138,7 @@ def _trees(argv: list[str]) -> tuple[list[str], list[list[str]]]:
     """The trees in order, each with the --env settings that follow it."""
     trees: list[str] = []
     envs: list[list[str]] = []
+    argv = [part for arg in argv for part in (arg.split("=", 1) if arg.startswith(("--tree=", "--env=")) else [arg])]
     for flag, value in itertools.pairwise(argv):
         if flag == "--tree":
             trees.append(str(Path(value).resolve()))

@@ -17,12 +17,15 @@ Rules this module owns:
   terminal) waits for one page's work at most. A failure to fetch the next
   page still commits the pages already applied; a failure while applying
   one rolls back to the last commit.
-- When a long pull is coming (the probe's log size) and there is something to
-  push, the pull's first EARLY_PAGES pages are fetched, and verified in the
-  verification process, while the push runs: the push keeps the hub busy and
-  leaves the laptop's cores idle. Nothing is applied before the push ends;
-  the pages are applied after it, in order, as any others. (The laptop's own
-  changes are later in the log than these pages: they come back at the end.)
+- When a long pull is coming (the probe's log size), pages are verified in a
+  process of their own (VERIFY_PROCESS) and there is something to push, the
+  pull's first EARLY_PAGES pages are fetched while the push runs, all but the
+  first verified in that process meanwhile: the push keeps the hub busy and
+  left the laptop's cores idle. Nothing is applied before the push ends; the
+  pages are applied after it, in order, as any others. A page asked for
+  before the push ended does not end the pull (the push made the log longer:
+  the laptop's own changes come back after it), and one that failed to come
+  is asked for again after the push, not taken for a failed sync.
 - Every pulled change is verified against the registry pinned at enrollment
   before it is applied; one that fails is kept in ``refused`` with the reason,
   never applied. A hub-signed resolution must also only re-state a value an
@@ -61,7 +64,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from crypto import KeyRegistry, VerificationError, VerifiedChange, verify_checkpoint
 from sync import (
@@ -369,7 +372,12 @@ def pull(
             pending = ahead.popleft()
             if not pending.done():
                 commits.commit()  # never hold the write lock while waiting on the link
-            answer, outcomes, verified_under, settled = pending.result()
+            fetched = pending.result()
+            if isinstance(fetched, _Retry):  # not fetched beside the push: ask again, now
+                pages.again(fetched.cursor, registry)
+                continue
+            assert fetched is not None  # (nothing is asked for after the last page)
+            answer, outcomes, verified_under, settled = fetched
             if answer.get("registry_size") != len(registry.entries):
                 try:
                     registry = device.replace_registry(client.registry())
@@ -418,7 +426,8 @@ class _Pages:
     process once it is worth starting (:meth:`_after`). Nothing here touches the replica, so
     fetching may run beside the push (``pushing``); a page asked for before the push ended is
     not *settled*: its ``more`` is false at the log's end as it was then, and the pull asks again
-    after it (the push made the log longer)."""
+    after it (the push made the log longer). One that could not be fetched then (the hub busy
+    with the push) comes as :class:`_Retry`: the pull asks for it again."""
 
     def __init__(
         self,
@@ -433,41 +442,48 @@ class _Pages:
         self.client, self.remote, self.cursor, self.registry = client, remote, cursor, registry
         self.pushing = pushing
         self.fetcher = ThreadPoolExecutor(1)
-        self.ahead: deque[Future[_Fetched | None]] = deque([self.fetcher.submit(self._get, cursor, None, registry)])
+        self.ahead: deque[Future[_Fetched | _Retry | None]] = deque(
+            [self.fetcher.submit(self._get, cursor, None, registry)]
+        )
         while len(self.ahead) < count:
             self.push_next(registry)
 
-    def push_next(self, registry: KeyRegistry, previous: Future[_Fetched | None] | None = None) -> None:
+    def push_next(self, registry: KeyRegistry, previous: Future[_Fetched | _Retry | None] | None = None) -> None:
         """One more page after the last one on its way (or ``previous``), under ``registry``."""
         last = self.ahead[-1] if self.ahead else previous
         self.ahead.append(self.fetcher.submit(self._after, last, registry))
 
     def again(self, cursor: int, registry: KeyRegistry) -> None:
-        """After an unsettled last page: ask from its cursor again (what was chained after it
-        was never asked for)."""
+        """After an unsettled last page, or a :class:`_Retry`: ask from ``cursor`` again (what
+        was chained after it was never asked for)."""
         self.ahead.clear()
         self.ahead.append(
             self.fetcher.submit(self._get, cursor, self.remote if self.remote.started else None, registry)
         )
 
-    def _after(self, previous: Future[_Fetched | None], registry: KeyRegistry) -> _Fetched | None:
+    def _after(self, previous: Future[_Fetched | _Retry | None], registry: KeyRegistry) -> _Fetched | _Retry | None:
         """On the fetcher thread, which runs its tasks in order (``previous`` is done): the page
         after ``previous``, or None after the last one (never asked for). An error fetching
         ``previous`` is raised again; the pull has stopped on it already."""
         fetched = previous.result()
-        if fetched is None or not fetched[0].get("more"):
+        if fetched is None or isinstance(fetched, _Retry) or not fetched[0].get("more"):
             return None
         answer, remote = fetched[0], self.remote
         far = VERIFY_PROCESS and (remote.started or _still_to_come(answer) >= page_verifier.START_AFTER)
         return self._get(int(answer["next_cursor"]), remote if far else None, registry)
 
-    def _get(self, cursor: int, remote: PageVerifier | None, registry: KeyRegistry) -> _Fetched:
+    def _get(self, cursor: int, remote: PageVerifier | None, registry: KeyRegistry) -> _Fetched | _Retry:
         """On the fetcher thread: a page, and (``remote``) its verification already under way in
         the verification process, under ``registry``."""
         settled = not self.pushing  # read before asking: the answer is at least as new as this
-        if remote is None:
-            return self.client.pull(cursor, PULL_LIMIT), None, registry, settled
-        answer, body = self.client.pull_page(cursor, PULL_LIMIT)
+        try:
+            if remote is None:
+                return self.client.pull(cursor, PULL_LIMIT), None, registry, settled
+            answer, body = self.client.pull_page(cursor, PULL_LIMIT)
+        except HubUnavailable:
+            if settled:
+                raise
+            return _Retry(cursor)  # asked beside the push: asked again after it
         return answer, remote.submit(registry, body), registry, settled
 
     def close(self) -> None:
@@ -488,6 +504,12 @@ def _still_to_come(answer: dict[str, Any]) -> int:
 
 
 _Fetched = tuple[dict[str, Any], "Future[list[Outcome]] | None", KeyRegistry, bool]  # ..., settled
+
+
+class _Retry(NamedTuple):
+    """A page that could not be fetched beside the push, from this cursor."""
+
+    cursor: int
 
 
 def _verified(answer: dict[str, Any], outcomes: Future[list[Outcome]] | None, remote: PageVerifier) -> list[Any] | None:
@@ -598,7 +620,7 @@ def _apply_page(
                 )
                 logger.warning("refused a change from the hub: %s", reason)
         if latest is not None:  # as observing each in turn: the next local clock is later than all
-            clock.observe(latest)
+            clock.merge(latest)  # (each was checked against the drift bound with its change)
         if own:
             writer.flush()
         replica.set("cursor", int(answer["next_cursor"]))

@@ -21,7 +21,7 @@ Rules this module owns:
   computed at each commit, and a long pull writes ~100 MB of them: with 16 KiB
   pages a change's share of B-tree pages, IVs and MACs is smaller, and SHA-256
   runs on the CPU's SHA extensions; the laptop process's CPU for a shift's
-  sync fell ~17% (bench/README.md, bench_sync.py). A 32-byte HMAC-SHA256 tag
+  sync fell ~17% (bench/README.md, measured as bench_sync_ab.py does). A 32-byte HMAC-SHA256 tag
   is no weaker a page check than a 64-byte SHA-512 one; SHA-1 is never taken.
 - SQLCipher's "enhanced memory security" (``cipher_memory_security``: every
   SQLite allocation locked in RAM and wiped when freed) is OFF, SQLCipher's
@@ -127,7 +127,7 @@ def _cipher_of(header: dict[str, Any]) -> Cipher:
         raise ValueError("cipher must be {page_size, hmac}")
     if type(raw["page_size"]) is not int or raw["page_size"] not in _PAGE_SIZES:
         raise ValueError(f"cipher page_size {raw['page_size']!r} is not a power of two from 512 to 65536")
-    if raw["hmac"] not in _HMACS:
+    if type(raw["hmac"]) is not str or raw["hmac"] not in _HMACS:
         raise ValueError(f"cipher hmac {raw['hmac']!r} is not one of {', '.join(sorted(_HMACS))}")
     return Cipher(raw["page_size"], raw["hmac"])
 
@@ -236,9 +236,7 @@ def check(home: str | os.PathLike[str], passphrase: str) -> dict[str, Any]:
 class Replica:
     """The encrypted replica in an officer's home folder."""
 
-    def __init__(
-        self, home: Path, conn: sqlcipher3.Connection, key: bytes | None = None, cipher: Cipher = CIPHER
-    ) -> None:
+    def __init__(self, home: Path, conn: sqlcipher3.Connection, key: bytes | None, cipher: Cipher) -> None:
         self.home = home
         self.conn = conn
         self.cipher = cipher  # for clone

@@ -54,7 +54,7 @@ _NETWORK_ERRORS = (
 
 
 def decode_json(body: bytes) -> Any:
-    """A JSON answer. orjson first (a pull page is ~0.5 MB, decoded while the last is merged);
+    """A JSON answer. orjson first (a pull page is ~0.75 MB, decoded while the last is merged);
     what it refuses and the standard library reads (NaN, a lone surrogate escape) is read that
     way, so both accept the same answers and verification decides what a value is worth. (An
     integer beyond 64 bits orjson reads as a float: RFC 8785 encodes both alike, and no value a

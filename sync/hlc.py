@@ -8,7 +8,7 @@ Rules this module owns:
 - :meth:`Clock.now` never goes backwards, even when the wall clock does: the
   counter grows instead, and past 999,999 the clock steps 1 ms ahead.
   :meth:`Clock.observe` merges a remote clock so that the next local event is
-  later than everything seen.
+  later than everything seen (:meth:`Clock.merge`: one checked already).
 - A remote clock more than ``max_drift_ms`` ahead of the local wall clock is
   refused with :class:`ClockDriftError` and not merged, so one laptop with a
   clock set to 2099 cannot drag every replica's clock into the future. The
@@ -92,7 +92,11 @@ class Clock:
 
     def observe(self, remote: Hlc | str) -> Hlc:
         """Merge a remote clock; the next :meth:`now` is later than it."""
-        other = self.check(remote)
+        return self.merge(self.check(remote))
+
+    def merge(self, other: Hlc) -> Hlc:
+        """:meth:`observe` for a clock :meth:`check` has bound-checked already (not again: the
+        wall clock may have stepped back since, and the change it came with was admitted)."""
         wall = self._now_ms()
         top = max(wall, self.last.wall_ms, other.wall_ms)
         if top == self.last.wall_ms == other.wall_ms:

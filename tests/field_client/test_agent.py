@@ -312,13 +312,16 @@ def test_the_worker_verifies_a_page_in_shares_on_two_threads_and_answers_in_the_
     assert threads == {threading.current_thread().name}
     threads.clear()
     monkeypatch.setattr(page_verifier, "THREADS", 2)
-    two = page_verifier.verify_page(key, registry.entries, body)
+    try:
+        two = page_verifier.verify_page(key, registry.entries, body)
+    finally:
+        if page_verifier._threads is not None:
+            page_verifier._threads.shutdown()
     assert len(threads) == 2 and threading.current_thread().name not in threads
     assert two == one and len(two) == 120
     assert [i for i, (ok, _) in enumerate(two) if not ok] == [3, 100]
     for item, (ok, text) in zip(answer["changes"], two, strict=True):
         assert text == (change_hash(item["change"]) if ok else text) and text
-    page_verifier._threads.shutdown()  # type: ignore[union-attr]
 
 
 def test_an_authentic_change_the_merge_refuses_is_kept_aside_not_among_the_changes(
@@ -429,80 +432,141 @@ def test_a_long_pull_foreseen_by_the_probe_starts_the_verification_process_befor
     assert events == ["push", "worker 0"]  # one change to come: no worker, the page at home
 
 
-@sqlite_only
-def test_before_a_long_pull_its_first_pages_are_fetched_while_the_push_runs_and_applied_after_it(
-    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The push waits here until the fetcher has asked for pages: they were fetched (and sent to
-    the worker) beside it, and none applied before it ended. The log's end as it was before the
-    push is not taken for the end: the laptop's own pushed changes still come back."""
+class _Spied:
+    """Records how sync() and pull() make their pages on the way, and when those are closed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.made: list[tuple[int, bool]] = []  # (pages asked for at once, beside the push)
+        self.closed = 0
+        spy = self
+
+        class Pages(agent._Pages):
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                spy.made.append((args[4], bool(kw.get("pushing"))))
+                super().__init__(*args, **kw)
+
+            def close(self) -> None:
+                spy.closed += 1
+                super().close()
+
+        monkeypatch.setattr(agent, "_Pages", Pages)
+
+
+def _long_pull_beside_a_push(
+    laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch, own: int
+) -> tuple[Laptop, Laptop, list[str]]:
+    """Lee has pushed 6 changes; Ray has ``own`` to push and a long pull to come (pages of 2).
+    Each page Ray's laptop asks for is recorded as ``fetch <cursor>`` (pull() calls pull_page)."""
     lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
     for i in range(6):
         edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
     lee.sync()
-    for name in ("Ray's car", "Ray's van"):
-        edits.create(ray.device, "resources", {**VEHICLE, "name": name})
+    for i in range(own):
+        edits.create(ray.device, "resources", {**VEHICLE, "name": f"Ray's car {i}"})
     monkeypatch.setattr(agent, "PULL_LIMIT", 2)
     monkeypatch.setattr(page_verifier, "START_AFTER", 4)
     events: list[str] = []
-    fetched = threading.Event()
-    real_pull_page, real_push = HubClient.pull_page, agent.push
+    real_pull_page = HubClient.pull_page
 
-    def pull_page(self: HubClient, cursor: int, limit: int | None = None) -> Any:  # (pull() calls it too)
+    def pull_page(self: HubClient, cursor: int, limit: int | None = None) -> Any:
         events.append(f"fetch {cursor}")
         out = real_pull_page(self, cursor, limit)
-        fetched.set()
+        events.append(f"fetched {cursor}")
         return out
 
-    def push(device: Any, *args: Any, **kw: Any) -> None:
-        assert fetched.wait(30)  # a page went to the worker while the push had not begun
-        events.append(f"push, cursor {device.replica.get('cursor', 0)}")
-        real_push(device, *args, **kw)
-        events.append("pushed")
-
     monkeypatch.setattr(HubClient, "pull_page", pull_page)
+    return lee, ray, events
+
+
+def _push_once(events: list[str], until: str, monkeypatch: pytest.MonkeyPatch, action: Any = None) -> None:
+    """agent.push, waiting first until ``until`` is among the events (the fetcher got that far
+    beside it); ``action`` instead of the real push when given."""
+    real_push = agent.push
+
+    def push(device: Any, *args: Any, **kw: Any) -> None:
+        deadline = time.monotonic() + 30
+        while until not in events:
+            assert time.monotonic() < deadline, events
+            time.sleep(0.005)
+        events.append(f"push, cursor {device.replica.get('cursor', 0)}")
+        (action or real_push)(device, *args, **kw)
+        events.append(f"pushed, cursor {device.replica.get('cursor', 0)}")
+
     monkeypatch.setattr(agent, "push", push)
+
+
+@sqlite_only
+def test_before_a_long_pull_its_first_pages_are_fetched_while_the_push_runs_and_applied_after_it(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push waits here until the fetcher has fetched the log's last page (more: false, as
+    the log was): every page came beside the push, none was applied before it ended, and that
+    end is not taken for the end: the laptop's own pushed changes are asked for after it."""
+    lee, ray, events = _long_pull_beside_a_push(laptop, monkeypatch, own=2)
+    spied = _Spied(monkeypatch)
+    _push_once(events, "fetched 4", monkeypatch)
     report = ray.sync()
     assert report.pushed == 2 and report.pulled == 8 and report.applied == 6 and not report.refused
-    assert events.index("push, cursor 0") >= 2 and events[0] == "fetch 0"  # nothing applied before
-    assert events[-1] == "fetch 6" and events.index("fetch 6") > events.index("pushed")  # asked again
+    assert spied.made == [(agent.EARLY_PAGES, True)] and spied.closed >= 1
+    assert events[: events.index("push, cursor 0")] == ["fetch 0", "fetched 0", "fetch 2", "fetched 2", "fetch 4",
+                                                      "fetched 4"]  # fmt: skip
+    assert "pushed, cursor 0" in events  # nothing applied while pushing
+    assert events[-2:] == ["fetch 6", "fetched 6"] and events.index("fetch 6") > events.index("pushed, cursor 0")
     assert ray.replica.get("cursor") == 8 == log_size(hub)
     lee.sync()
     assert views(ray) == views(lee) and len(views(ray)) == 8
-    edits.create(lee.device, "resources", {**VEHICLE, "name": "Unit 6"})
-    lee.sync()
-    events.clear()
-    assert ray.sync().pulled == 1  # nothing to push, one change to come: no early pages
-    assert events == ["push, cursor 8", "pushed", "fetch 8"]
+
+
+@sqlite_only
+def test_a_page_that_failed_beside_the_push_is_asked_for_again_after_it(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hub busy with the push may time a pull out: that page is asked for again once the push
+    is done, and the sync succeeds (a failure after the push would still be the sync's)."""
+    _, ray, events = _long_pull_beside_a_push(laptop, monkeypatch, own=1)
+    spied_pull_page = HubClient.pull_page
+
+    def flaky(self: HubClient, cursor: int, limit: int | None = None) -> Any:
+        if cursor == 2 and "fetch 2: timed out" not in events:
+            events.append("fetch 2: timed out")
+            raise HubUnavailable("the hub did not answer in time")
+        return spied_pull_page(self, cursor, limit)
+
+    monkeypatch.setattr(HubClient, "pull_page", flaky)
+    _push_once(events, "fetch 2: timed out", monkeypatch)
+    report = ray.sync()
+    assert report.pushed == 1 and report.pulled == 7 and not report.refused
+    assert events.index("fetch 2") > events.index("pushed, cursor 0")  # asked for again after the push
+    assert ray.replica.get("cursor") == 7 == log_size(hub)
+
+
+@sqlite_only
+def test_a_long_pull_with_nothing_to_push_fetches_no_pages_early(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, ray, events = _long_pull_beside_a_push(laptop, monkeypatch, own=0)
+    spied = _Spied(monkeypatch)
+    _push_once(events, "", monkeypatch)  # ("" is in no list: waits for nothing)
+    events.append("")
+    assert ray.sync().pulled == 6
+    assert spied.made == [(agent.PREFETCH, False)]  # the pull's own, after the (empty) push
+    assert events.index("fetch 0") > events.index("pushed, cursor 0")
 
 
 @sqlite_only
 def test_a_push_refused_with_pages_fetched_beside_it_applies_none_of_them(
     hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
-    for i in range(6):
-        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
-    lee.sync()
-    edits.create(ray.device, "resources", {**VEHICLE, "name": "Ray's car"})
-    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
-    monkeypatch.setattr(page_verifier, "START_AFTER", 4)
-    fetched = threading.Event()
-    real_pull = HubClient.pull
+    _, ray, events = _long_pull_beside_a_push(laptop, monkeypatch, own=1)
+    spied = _Spied(monkeypatch)
 
-    def pull(self: HubClient, cursor: int, limit: int | None = None) -> Any:
-        out = real_pull(self, cursor, limit)
-        fetched.set()
-        return out
-
-    def push(*args: Any, **kw: Any) -> None:
-        assert fetched.wait(30)
+    def refused(*args: Any, **kw: Any) -> None:
         raise HubRefused(403, "forbidden", "refused for the test")
 
-    monkeypatch.setattr(HubClient, "pull", pull)
-    monkeypatch.setattr(agent, "push", push)
+    _push_once(events, "fetched 0", monkeypatch, refused)
     with pytest.raises(HubRefused):
         ray.sync()
+    assert spied.made == [(agent.EARLY_PAGES, True)] and spied.closed == 1  # stopped fetching
     assert ray.replica.get("cursor", 0) == 0 and len(views(ray)) == 1  # its own car only
     monkeypatch.undo()
     assert ray.sync().pulled == 7 and len(views(ray)) == 7

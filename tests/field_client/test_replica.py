@@ -246,9 +246,20 @@ def test_a_replica_made_before_the_header_named_a_cipher_opens_with_sqlcipher_de
         {"page_size": "16384", "hmac": "HMAC_SHA256"},
         {"page_size": 16384, "hmac": "HMAC_SHA256", "kdf_iter": 1},
         {"page_size": 16384},
+        {"page_size": 16384, "hmac": ["HMAC_SHA256"]},
         "HMAC_SHA256",
     ],
-    ids=["sha1", "no-mac", "not-a-power", "too-big", "text-size", "extra-key", "no-mac-named", "not-an-object"],
+    ids=[
+        "sha1",
+        "no-mac",
+        "not-a-power",
+        "too-big",
+        "text-size",
+        "extra-key",
+        "no-mac-named",
+        "mac-list",
+        "not-an-object",
+    ],
 )
 def test_a_header_naming_another_cipher_is_damaged_and_nothing_is_written(made: Path, cipher: object) -> None:
     header = json.loads((made / HEADER_NAME).read_text())

@@ -226,6 +226,18 @@ def test_check_bounds_without_merging() -> None:
         c.check(Hlc(T0_MS + 25 * HOUR_MS, 0, "x"))
 
 
+def test_merge_takes_a_checked_clock_without_checking_it_again() -> None:
+    """A clock admitted by check() is merged even if the wall clock stepped back meanwhile (the
+    laptop checks each pulled change's clock, then merges the page's latest once)."""
+    c, wall = clock()
+    ahead = c.check(Hlc(T0_MS + 23 * HOUR_MS, 5, "x"))
+    wall.ms -= 2 * HOUR_MS  # NTP steps the wall clock back: the same clock now looks 25 h ahead
+    with pytest.raises(ClockDriftError):
+        c.check(ahead)
+    assert c.merge(ahead) == Hlc(T0_MS + 23 * HOUR_MS, 6, "me")
+    assert c.now() > ahead
+
+
 @pytest.mark.parametrize("hours_ahead", [1, 5, 14, 23.9])
 def test_clocks_hours_ahead_within_the_default_bound_are_accepted(hours_ahead: float) -> None:
     # a laptop set to the wrong time zone is still allowed to sync
