@@ -546,8 +546,8 @@ def test_a_long_pull_with_nothing_to_push_fetches_no_pages_early(
 ) -> None:
     _, ray, events = _long_pull_beside_a_push(laptop, monkeypatch, own=0)
     spied = _Spied(monkeypatch)
-    _push_once(events, "", monkeypatch)  # ("" is in no list: waits for nothing)
-    events.append("")
+    events.append("ready")
+    _push_once(events, "ready", monkeypatch)  # the push waits for nothing
     assert ray.sync().pulled == 6
     assert spied.made == [(agent.PREFETCH, False)]  # the pull's own, after the (empty) push
     assert events.index("fetch 0") > events.index("pushed, cursor 0")
