@@ -4,7 +4,9 @@ Rules this module owns:
 
 - Private keys are stored only wrapped under the key-encryption key
   (``FIELDSYNC_KEK``, or ``instance/kek`` written by ``init`` with mode 0600);
-  they are unwrapped in memory when needed to sign and never written in clear.
+  they are unwrapped in memory when needed to sign and never written in clear. The
+  hub key, which signs every pull page's checkpoint, stays unwrapped in the
+  process once used (:func:`hub_key`); agency keys are unwrapped at each use.
 - The agency key signs device certificates, revocations and its own rotation;
   the hub key signs checkpoints and conflict resolutions, nothing else.
 - Every key event appends a signed entry to the registry (crypto.registry),
@@ -130,10 +132,20 @@ def create_hub_key() -> HubKey:
 
 
 def hub_key() -> SigningKey:
-    row = db.session.scalar(select(HubKey).where(HubKey.retired_at.is_(None)))
-    if row is None:
+    """The current hub key. It signs every pull page's checkpoint, so a process unwraps it once
+    and keeps it, by its sealed form: the current row is read every time, so a new hub key (or
+    the same key sealed under a new KEK) is unwrapped again at its first use."""
+    table = HubKey.__table__
+    sealed = db.session.execute(select(table.c.sealed).where(table.c.retired_at.is_(None))).scalar()
+    if sealed is None:
         raise HubError("the hub has no key yet: run `fieldsync-hub init`")
-    return _unwrap(row.sealed)
+    cache = current_app.extensions.setdefault("fieldsync.hub_key", {})
+    key = cache.get(sealed)
+    if key is None:
+        key = _unwrap(sealed)
+        cache.clear()
+        cache[sealed] = key
+    return key  # type: ignore[no-any-return]
 
 
 # -- agencies -------------------------------------------------------------------

@@ -11,8 +11,9 @@ withheld ones).
 Timed, per round:
 
 - **in process**: every page of 500 the LAP laptop would pull, built as the API builds it
-  (``backend.pull.page`` and its JSON body) and gzipped at levels 1, 3 and 5 (the middleware
-  uses 3), inside a request context; CPU time of this process per change.
+  (``backend.pull.page`` and its JSON body) and gzipped with zlib at levels 1 and 3 and with
+  ISA-L (the isal package) at levels 0, 1 and 2 (the middleware uses ISA-L level 2), inside a
+  request context; CPU time of this process per change.
 - **gunicorn -w 2** on loopback: a LAP device enrolled over the API pulls every page through
   field_client.transport.HubClient; the hub workers' CPU time (``HubInstance.cpu_seconds``) per
   change served.
@@ -36,14 +37,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_sync import SEEDERS, seed_by_push
 from hubproc import HubInstance, load_average
+from isal import igzip
 
+from backend.compression import LEVEL
 from crypto import SigningKey
 from field_client.transport import HubClient
 
-PAGE = 500
+PAGE = 1000  # the hub's default page (FIELDSYNC_PULL_LIMIT)
+HUB = " (the hub's)"
+COMPRESSORS = {
+    **{f"zlib level {n}": (lambda body, n=n: gzip.compress(body, compresslevel=n)) for n in (1, 3)},
+    **{f"ISA-L level {n}": (lambda body, n=n: igzip.compress(body, compresslevel=n)) for n in (0, 1, 2)},
+}
 
 
-def in_process(app, level: int) -> tuple[int, float, int, int]:  # type: ignore[no-untyped-def]
+def in_process(app, compress) -> tuple[int, float, int, int]:  # type: ignore[no-untyped-def]
     """(changes, CPU seconds, JSON bytes, gzip bytes) for one pass over every page."""
     from backend import pull
     from backend.db import db
@@ -55,7 +63,7 @@ def in_process(app, level: int) -> tuple[int, float, int, int]:  # type: ignore[
             answer = pull.page("LAP", cursor, PAGE)
             body = answer.body()
             raw += len(body)
-            packed += len(gzip.compress(body, compresslevel=level))
+            packed += len(compress(body))
             changes += len(answer.changes)
             db.session.rollback()
             cursor = answer.next_cursor
@@ -96,8 +104,8 @@ def main() -> None:
         print(f"hub ({args.database}) seeded with {args.changes:,} changes in {time.perf_counter() - t0:.0f} s")
         print(f"load average {load_average()}")
         app = hub.app()
-        for level in (1, 3, 5):
-            rows = [in_process(app, level) for _ in range(args.rounds)]
+        for name, compress in COMPRESSORS.items():
+            rows = [in_process(app, compress) for _ in range(args.rounds)]
             n, _, raw, packed = rows[0]
             cpu = statistics.median(r[1] for r in rows)
             t0 = time.process_time()
@@ -108,10 +116,11 @@ def main() -> None:
                 body = pull.page("LAP", 0, PAGE).body()
             gz = [time.perf_counter()]
             for _ in range(20):
-                gzip.compress(body, compresslevel=level)
+                compress(body)
             gz.append(time.perf_counter())
+            label = name + (HUB if name == f"ISA-L level {LEVEL}" else "")
             print(
-                f"in process, gzip level {level}: {n:,} changes, {cpu / n * 1e6:.1f} us CPU per change "
+                f"in process, {label}: {n:,} changes, {cpu / n * 1e6:.1f} us CPU per change "
                 f"(build + gzip); JSON {raw / n:.0f} B/change, gzipped {packed / n:.0f} B/change "
                 f"({packed / raw:.1%}); gzip of one page ({len(body):,} B) alone "
                 f"{(gz[1] - gz[0]) / 20 * 1e3:.2f} ms = {(gz[1] - gz[0]) / 20 / PAGE * 1e6:.1f} us/change"
@@ -119,7 +128,7 @@ def main() -> None:
         if args.profile:
             profile = cProfile.Profile()
             profile.enable()
-            in_process(app, 5)
+            in_process(app, COMPRESSORS[f"ISA-L level {LEVEL}"])
             profile.disable()
             pstats.Stats(profile).sort_stats("tottime").print_stats(30)
         if not args.skip_http:

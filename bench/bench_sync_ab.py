@@ -1,6 +1,6 @@
 """A/B of a laptop's sync after a shift, between source trees, against one hub (issue 4, point 6).
 
-Run: ``.venv/bin/python bench/bench_sync_ab.py --tree OLD --tree NEW [--rounds R] [--remote N]``,
+Run: ``.venv/bin/python bench/bench_sync_ab.py --tree OLD --tree NEW [--rounds R] [--remote N] [--hubs]``,
 each tree a checkout of fieldsync (``git worktree add /tmp/old <commit>``); ``--env KEY=VALUE``
 sets a variable for every laptop of the tree before it (``--tree T --env FIELDSYNC_PULL_COMMIT=1``).
 
@@ -16,6 +16,11 @@ own started in that tree, so that it imports the tree's field_client (and its ve
 worker too); it enrolls, makes ``--local`` edits offline and syncs. Timed: the sync. Reported
 per tree: medians of the wall time, of the CPU of the laptop's process, of its verification
 worker and of the hub's workers, and how many rounds the last tree won against the first.
+
+``--hubs``: the hub's code is compared too. Each tree then serves the one seeded instance
+(the same SQLite database) with a gunicorn -w 2 of its own started in that tree, and each
+tree's laptops sync with that one; the hub CPU reported is that server's. (The seeding and
+the schema are this tree's: the trees compared must share the hub's schema.)
 """
 
 from __future__ import annotations
@@ -82,6 +87,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--remote", type=int, default=50_000)
     ap.add_argument("--local", type=int, default=1_000)
+    ap.add_argument(
+        "--hubs",
+        action="store_true",
+        help="each tree's laptops sync with a hub running that tree's code (same instance and database)",
+    )
     ap.add_argument("--laptop", nargs=3, metavar=("URL", "TOKEN", "HOME"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.laptop:  # the child: the tree's code comes first on the path (see _run)
@@ -103,7 +113,8 @@ def main() -> None:
                     "--withhold", "notes")  # fmt: skip
         seed_by_push(hub, 10, args.remote)
         tokens = [hub.token(code, f"officer of {code}") for code in codes]
-        hub.start(2)
+        # --hubs: each tree's own hub code, gunicorn -w 2 each, on the one instance and database
+        servers = [hub.serve(2, root=Path(tree)) for tree in trees] if args.hubs else [hub.serve(2)] * len(trees)
         print(f"hub seeded with {args.remote:,} changes; load average {load_average()}", flush=True)
         rows: dict[int, list[dict[str, float]]] = {i: [] for i in range(len(trees))}
         for r in range(args.rounds):
@@ -111,9 +122,10 @@ def main() -> None:
             # edits each time, and the machine drifts, so neither favours one tree
             for i in range(len(trees)) if r % 2 == 0 else reversed(range(len(trees))):
                 tree = trees[i]
-                hub_cpu0 = hub.cpu_seconds()
-                row = _run(tree, envs[i], hub.base_url, tokens.pop(0), folder / f"home-{r}-{i}", args.local)
-                row["hub"] = hub.cpu_seconds() - hub_cpu0
+                server = servers[i]
+                hub_cpu0 = server.cpu_seconds()
+                row = _run(tree, envs[i], server.base_url, tokens.pop(0), folder / f"home-{r}-{i}", args.local)
+                row["hub"] = server.cpu_seconds() - hub_cpu0
                 if row["pulled"] != args.remote + args.local or row["accepted"] != args.local:
                     raise RuntimeError(f"unexpected sync from {tree}: {row}")
                 rows[i].append(row)

@@ -158,14 +158,18 @@ class HubInstance:
         self.proc, self.port, self.base_url = self.server.proc, self.server.port, self.server.base_url
         return self.base_url
 
-    def serve(self, workers: int = 2, env: dict[str, str] | None = None) -> HubServer:
-        """One more gunicorn process on this hub's instance folder and database (a second machine)."""
-        return self.serve_all([workers], env)[0]
+    def serve(self, workers: int = 2, env: dict[str, str] | None = None, root: Path | None = None) -> HubServer:
+        """One more gunicorn process on this hub's instance folder and database (a second machine);
+        ``root``: a fieldsync checkout whose hub code it runs (bench_sync_ab.py), this one's if None."""
+        return self.serve_all([workers], env, root)[0]
 
-    def serve_all(self, workers: list[int], env: dict[str, str] | None = None) -> list[HubServer]:
+    def serve_all(
+        self, workers: list[int], env: dict[str, str] | None = None, root: Path | None = None
+    ) -> list[HubServer]:
         """Several gunicorn processes at once (``workers[i]`` workers each), started side by side."""
         servers = [
-            HubServer(self, n, env or {}, name=f"gunicorn-{len(self.servers) + i}") for i, n in enumerate(workers)
+            HubServer(self, n, env or {}, name=f"gunicorn-{len(self.servers) + i}", root=root)
+            for i, n in enumerate(workers)
         ]
         self.servers += servers
         for server in servers:
@@ -203,8 +207,11 @@ class HubInstance:
 class HubServer:
     """One gunicorn master and its workers serving a :class:`HubInstance` on a free loopback port."""
 
-    def __init__(self, hub: HubInstance, workers: int, env: dict[str, str], name: str = "gunicorn") -> None:
+    def __init__(
+        self, hub: HubInstance, workers: int, env: dict[str, str], name: str = "gunicorn", root: Path | None = None
+    ) -> None:
         self.hub, self.workers, self.name = hub, workers, name
+        self.root = root or ROOT  # gunicorn imports backend from here (its working directory)
         self.env = {**hub.env, **env}
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = free_port()
@@ -234,8 +241,8 @@ class HubServer:
                 "--no-control-socket",
                 "backend:create_app()",
             ],
-            env=self.env,
-            cwd=str(ROOT),
+            env={**self.env, "PYTHONPATH": str(self.root)} if self.root != ROOT else self.env,
+            cwd=str(self.root),
             stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,

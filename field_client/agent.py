@@ -589,7 +589,7 @@ def _apply_page(
         own = writer is None
         writer = writer or state.PageWriter(replica)
         writer.page(record_ids)
-        latest: Hlc | None = None  # the page's latest clock: observed once, at the end of the page
+        latest: str | None = None  # the page's latest clock, merged once at the end (text order is clock order)
         for item, verified in zip(items, verified_items, strict=True):
             wire = item.get("change") if isinstance(item, dict) else None
             report.pulled += 1
@@ -598,7 +598,7 @@ def _apply_page(
                     raise verified
                 if verified.device == HUB_DEVICE:  # staff may only choose among values officers signed
                     check_resolution(writer.states.get(verified.record_id), verified)
-                seen = clock.check(verified.hlc)  # a clock too far ahead refuses its change here
+                seen = clock.check_text(verified.hlc)  # a clock too far ahead refuses its change here
                 if latest is None or seen > latest:
                     latest = seen
                 outcome = writer.apply(verified)  # a change the merge refuses is kept aside, below, only
@@ -620,7 +620,7 @@ def _apply_page(
                 )
                 logger.warning("refused a change from the hub: %s", reason)
         if latest is not None:  # as observing each in turn: the next local clock is later than all
-            clock.merge(latest)  # (each was checked against the drift bound with its change)
+            clock.merge(Hlc.parse(latest))  # (each was checked against the drift bound with its change)
         if own:
             writer.flush()
         replica.set("cursor", int(answer["next_cursor"]))

@@ -24,6 +24,7 @@ from .spec import build_spec
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 HUB_TIME_HEADER = "X-Fieldsync-Hub-Time"
 UUID = re.compile(UUID_RE)
+PULL_SEEN_EVERY = 30  # seconds: how stale a device's last_pull_at may be while it pulls a long log
 
 
 @bp.after_request
@@ -80,7 +81,12 @@ def sync_pull() -> Any:
         raise Unprocessable("bad pull parameters", details=exc.normalized_messages()) from None
     limit = min(args["limit"] or current_app.config["PULL_LIMIT"], int(current_app.config["PULL_LIMIT"]))
     page = pull.page(device.agency, args["cursor"], limit)
-    device.last_pull_at = keystore.now()
+    # the dashboard's "last pull": written at a pull's last page, and during a long pull when it
+    # is PULL_SEEN_EVERY seconds old, not at every page (each write is a commit of its own)
+    moment = keystore.now()
+    last = device.last_pull_at
+    if not page.more or last is None or (moment - keystore.as_utc(last)).total_seconds() >= PULL_SEEN_EVERY:
+        device.last_pull_at = moment
     db.session.commit()
     return current_app.response_class(page.body(), mimetype="application/json")
 

@@ -226,6 +226,43 @@ def test_check_bounds_without_merging() -> None:
         c.check(Hlc(T0_MS + 25 * HOUR_MS, 0, "x"))
 
 
+@settings(max_examples=300)
+@given(hlcs)
+def test_check_text_admits_and_refuses_exactly_what_check_does(remote: Hlc) -> None:
+    c, _ = clock()
+    before = c.now()
+    text = str(remote)
+    try:
+        expected: object = c.check(text)
+    except ClockDriftError as exc:
+        expected = (exc.remote_ms, exc.local_ms, exc.max_drift_ms)
+    try:
+        got: object = c.check_text(text)
+    except ClockDriftError as exc:
+        got = (exc.remote_ms, exc.local_ms, exc.max_drift_ms)
+    if isinstance(expected, Hlc):
+        assert got == text and Hlc.parse(text) == expected  # the very text back, which parses to it
+    else:
+        assert got == expected
+    assert c.last == before  # neither merges
+
+
+@pytest.mark.parametrize("text", ["9999-garbage", "0001732312345678-000000-node\n", None, 1732312345678])
+def test_check_text_refuses_what_is_not_a_clock_text(text: object) -> None:
+    c, _ = clock()
+    with pytest.raises(ClockError, match="not a clock value"):
+        c.check_text(text)  # type: ignore[arg-type]
+
+
+def test_check_text_bounds_the_drift_at_each_call() -> None:
+    c, wall = clock()
+    text = hlc_text(T0_MS + 23 * HOUR_MS, 0, "x")
+    assert c.check_text(text) == text
+    wall.ms -= 2 * HOUR_MS  # the wall clock stepped back: the same clock is 25 h ahead now
+    with pytest.raises(ClockDriftError):
+        c.check_text(text)
+
+
 def test_merge_takes_a_checked_clock_without_checking_it_again() -> None:
     """A clock admitted by check() is merged even if the wall clock stepped back meanwhile (the
     laptop checks each pulled change's clock, then merges the page's latest once)."""
