@@ -92,10 +92,11 @@ def main() -> None:
         action="store_true",
         help="each tree's laptops sync with a hub running that tree's code (same instance and database)",
     )
-    ap.add_argument("--laptop", nargs=3, metavar=("URL", "TOKEN", "HOME"), help=argparse.SUPPRESS)
+    ap.add_argument("--laptop", nargs=2, metavar=("URL", "HOME"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.laptop:  # the child: the tree's code comes first on the path (see _run)
-        print(json.dumps(laptop(*args.laptop, args.local)))
+        url, home = args.laptop  # the enrollment token comes in the environment (see _run)
+        print(json.dumps(laptop(url, os.environ.pop("FIELDSYNC_BENCH_TOKEN"), home, args.local)))
         return
     trees, envs = _trees(sys.argv[1:])
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -166,8 +167,9 @@ def _run(tree: str, env: list[str], base_url: str, token: str, home: Path, local
     environ = {k: v for k, v in os.environ.items() if not k.startswith("FIELDSYNC_")}
     environ.update(kv.split("=", 1) for kv in env)
     environ["PYTHONPATH"] = tree
+    environ["FIELDSYNC_BENCH_TOKEN"] = token  # not an argument: a token may start with "-" (and ps shows arguments)
     code = [sys.executable, str(Path(__file__).resolve()), "--local", str(local), "--tree", tree]
-    done = subprocess.run([*code, "--laptop", base_url, token, str(home)], cwd=tree, env=environ,
+    done = subprocess.run([*code, "--laptop", base_url, str(home)], cwd=tree, env=environ,
                           capture_output=True, text=True)  # fmt: skip
     shutil.rmtree(home, ignore_errors=True)
     if done.returncode != 0:

@@ -23,6 +23,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from .errors import CanonicalError
 
 #: Every kind of object fieldsync signs or digests, and its domain separator.
@@ -138,15 +140,34 @@ def _plain(obj: Any) -> bool:
 
 _c_encoder = json.encoder.c_make_encoder  # type: ignore[attr-defined]
 if _c_encoder is not None:  # CPython: the C encoder, sorted keys, no indent, no NaN
-    _fast_encoder = _c_encoder(None, None, _encode_str, None, ":", ",", True, False, False)
+    _c_fast = _c_encoder(None, None, _encode_str, None, ":", ",", True, False, False)
 
     def _fast(obj: Any) -> str:
-        return "".join(_fast_encoder(obj, 0))
+        return "".join(_c_fast(obj, 0))
 
 else:  # pragma: no cover - other interpreters
     _fast = json.JSONEncoder(  # type: ignore[assignment]
         ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
     ).encode
+
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+def _plain_bytes(obj: Any) -> bytes:
+    """The JCS bytes of a plain value (see :func:`_plain`). orjson with sorted keys first: on
+    plain values it writes the same bytes (strings escaped alike: only ``"``, ``\\`` and
+    U+0000-U+001F, in the short forms where there are some, else ``\\u00xx`` in lower case;
+    everything else as UTF-8), at about an eighth of the C encoder's cost, and a change's
+    signed bytes are made at every verification. What orjson refuses (a lone surrogate, nesting
+    deeper than its limit) goes to the standard library's C encoder, which raises or agrees."""
+    try:
+        return orjson.dumps(obj, option=_SORTED)
+    except orjson.JSONEncodeError:
+        pass
+    try:
+        return _fast(obj).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CanonicalError("string holds a lone surrogate, which is not valid UTF-8") from exc
 
 
 def canonical(obj: Any) -> bytes:
@@ -159,10 +180,7 @@ def canonical(obj: Any) -> bytes:
     if type(obj) is int and -_MAX_SAFE_INT <= obj <= _MAX_SAFE_INT:
         return str(obj).encode("ascii")
     if _plain(obj):
-        try:
-            return _fast(obj).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise CanonicalError("string holds a lone surrogate, which is not valid UTF-8") from exc
+        return _plain_bytes(obj)
     out: list[str] = []
     _encode(obj, out)
     try:
@@ -177,10 +195,7 @@ def canonical_plain(obj: Any) -> bytes:
     without scanning the value again. Only the change hot path uses it, right
     after crypto.changes has checked every type; tests check it equals
     :func:`canonical` on every plain value."""
-    try:
-        return _fast(obj).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise CanonicalError("string holds a lone surrogate, which is not valid UTF-8") from exc
+    return _plain_bytes(obj)
 
 
 def signing_bytes(kind: str, obj: Any, *, plain: bool = False) -> bytes:

@@ -261,3 +261,34 @@ def test_canonical_plain_gives_the_same_bytes_on_plain_values(value: object) -> 
     from crypto.canonical import canonical_plain
 
     assert canonical_plain(value) == canonical(value) == rfc8785.dumps(value)
+
+
+# Every code point JSON escapes differently anywhere (controls, quote, backslash, DEL, the
+# line separators, the BOM, the last of each plane): the fast path must agree with RFC 8785.
+_ESCAPE_PROBES = [chr(cp) for cp in [*range(0x800), 0x2028, 0x2029, 0xFEFF, 0xFFFF, 0x10000, 0x1F600, 0x10FFFF]]
+
+
+def test_canonical_plain_escapes_every_character_as_rfc8785_does() -> None:
+    from crypto.canonical import canonical_plain
+
+    for char in _ESCAPE_PROBES:
+        value = {"b": char, "a": [char, f"x{char}y", 1, None, True], "c": {"k": char}}
+        assert canonical_plain(value) == rfc8785.dumps(value), hex(ord(char))
+
+
+@pytest.mark.parametrize("value", [["ok", "\ud800"], {"k": {"j": "\udfff"}}], ids=["list", "nested-dict"])
+def test_canonical_plain_refuses_a_lone_surrogate(value: object) -> None:
+    from crypto.canonical import canonical_plain
+
+    with pytest.raises(CanonicalError, match="surrogate"):
+        canonical_plain(value)
+
+
+def test_canonical_plain_of_deep_nesting_agrees() -> None:
+    # deeper than orjson's limit (254): the C encoder takes over and gives the same bytes
+    from crypto.canonical import canonical_plain
+
+    value: object = "leaf"
+    for i in range(300):
+        value = [value] if i % 2 else {"k": value}
+    assert canonical_plain(value) == canonical(value) == rfc8785.dumps(value)

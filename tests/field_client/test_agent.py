@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import json
+import multiprocessing
 import random
 import threading
 import time
@@ -282,46 +283,40 @@ def test_changes_altered_on_the_hub_are_refused(
 
 
 @sqlite_only
-def test_the_worker_verifies_a_page_in_shares_on_two_threads_and_answers_in_the_page_order(
-    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+def test_two_verification_processes_verify_the_pages_and_answer_in_each_pages_order(
+    hub: Hub, laptop: MakeLaptop
 ) -> None:
-    """verify_page as the worker process runs it, in this process: a page of 120 changes with
-    forgeries in both shares gives, on two threads, exactly the outcomes one thread gives."""
+    """PageVerifier as a long pull uses it: WORKERS processes start at once, and two pages of
+    60 changes with forgeries in both, verified side by side, give exactly the outcomes
+    verify_page gives in this process, in each page's order."""
     lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
     for i in range(120):
         edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
     lee.sync()
     ids = [r["change_id"] for r in outbox(lee)]
-    for index in (3, 100):  # one in each half
+    for index in (3, 100):  # one in each page
         tamper(hub, ids[index], FORGERIES["value"])
-    answer, body = ray.client.pull_page(0, 200)
-    assert len(answer["changes"]) == 120
+    pages = [ray.client.pull_page(cursor, 60) for cursor in (0, 60)]
+    assert [len(answer["changes"]) for answer, _ in pages] == [60, 60]
     registry = ray.device.registry()
     key = (registry.head.size, registry.head.head)
-    threads: set[str] = set()
-    real_items = page_verifier._verify_items
-
-    def items(*args: Any) -> Any:
-        threads.add(threading.current_thread().name)
-        return real_items(*args)
-
-    monkeypatch.setattr(page_verifier, "_verify_items", items)
-    monkeypatch.setattr(page_verifier, "_threads", None)
-    monkeypatch.setattr(page_verifier, "THREADS", 1)
-    one = page_verifier.verify_page(key, registry.entries, body)
-    assert threads == {threading.current_thread().name}
-    threads.clear()
-    monkeypatch.setattr(page_verifier, "THREADS", 2)
+    at_home = [page_verifier.verify_page(key, registry.entries, body) for _, body in pages]
+    before = set(multiprocessing.active_children())
+    remote = page_verifier.PageVerifier()
     try:
-        two = page_verifier.verify_page(key, registry.entries, body)
+        remote.start()
+        assert len(set(multiprocessing.active_children()) - before) == page_verifier.WORKERS == 2
+        futures = [remote.submit(registry, body) for _, body in pages]
+        assert all(f is not None for f in futures)
+        outcomes = [f.result(timeout=60) for f in futures if f is not None]
+        assert remote.started
     finally:
-        if page_verifier._threads is not None:
-            page_verifier._threads.shutdown()
-    assert len(threads) == 2 and threading.current_thread().name not in threads
-    assert two == one and len(two) == 120
-    assert [i for i, (ok, _) in enumerate(two) if not ok] == [3, 100]
-    for item, (ok, text) in zip(answer["changes"], two, strict=True):
-        assert text == (change_hash(item["change"]) if ok else text) and text
+        remote.close()
+    assert outcomes == at_home
+    assert [[i for i, (ok, _) in enumerate(page) if not ok] for page in outcomes] == [[3], [40]]
+    for (answer, _), page in zip(pages, outcomes, strict=True):
+        for item, (ok, text) in zip(answer["changes"], page, strict=True):
+            assert text == (change_hash(item["change"]) if ok else text) and text
 
 
 def test_an_authentic_change_the_merge_refuses_is_kept_aside_not_among_the_changes(
