@@ -98,10 +98,12 @@ def main() -> None:
 
     remote = page_verifier.PageVerifier()
     remote.start()
-    warm = remote.submit(registry, bodies[0])  # every worker up, imports done, before any timing
-    assert warm is not None
-    warm.result()
-    time.sleep(1.0)
+    # every worker up, imports done and its verifier built, before any timing: as many pages
+    # at once as there are workers (a worker takes the next page only when it is free)
+    warm = [remote.submit(registry, body) for body in bodies[: getattr(page_verifier, "WORKERS", 1)]]
+    for future in warm:
+        assert future is not None
+        future.result()
 
     def check(outcomes: list[list[tuple[bool, str]]]) -> None:
         got = [text if ok else f"refused: {text}" for page in outcomes for ok, text in page]

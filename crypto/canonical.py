@@ -150,7 +150,16 @@ else:  # pragma: no cover - other interpreters
         ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
     ).encode
 
-_SORTED = orjson.OPT_SORT_KEYS
+# sorted keys; and a dataclass, datetime or subclass of a JSON type (which orjson would
+# otherwise write its own way) raises and goes to the C encoder, should a caller of
+# canonical_plain ever break its promise. (An Enum or a UUID orjson writes all the same:
+# canonical() never sends one here, _plain admits exact JSON types only.)
+_SORTED = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 
 
 def _plain_bytes(obj: Any) -> bytes:

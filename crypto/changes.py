@@ -83,6 +83,7 @@ def _digests(fields: Any) -> dict[str, str]:
     return out
 
 
+_MAX_EXACT = 2**53 - 1
 _TEXT_KEYS = ("id", "collection", "record_id", "agency", "device", "hlc")
 RESOLUTION = "resolution"
 RESOLUTION_KEYS = frozenset(("kind", "resolves", "by"))
@@ -100,6 +101,8 @@ def _check_header(change: dict[str, Any]) -> None:
             raise VerificationError(f"{key} must be text")
     if type(change["seq"]) is not int:
         raise VerificationError("seq must be a whole number")
+    if not -_MAX_EXACT <= change["seq"] <= _MAX_EXACT:  # RFC 8785 has no bytes for it (crypto.canonical)
+        raise VerificationError("seq is beyond the exact range of JSON numbers (2**53 - 1)")
     if type(change["deleted"]) is not bool:
         raise VerificationError("deleted must be true or false")
     if change["prev"] is not None and type(change["prev"]) is not str:

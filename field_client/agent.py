@@ -92,7 +92,7 @@ PUSH_BATCH = 200
 PULL_LIMIT = 1000  # changes a page; the hub may answer fewer (its FIELDSYNC_PULL_LIMIT, 1000 by default)
 VERIFY_THREADS = 2  # only the Ed25519 call releases the GIL: a small gain (bench/README.md)
 VERIFY_CHUNK = 50  # pages smaller than two chunks are verified on one thread
-VERIFY_PROCESS = True  # a long pull is verified in a process of its own (field_client.verifier)
+VERIFY_PROCESS = True  # a long pull is verified in processes of their own (field_client.verifier)
 PREFETCH = 4  # pages on their way (fetched, verified) while one is merged: enough to outlast a commit
 EARLY_PAGES = 8  # ... and while the push runs, before a long pull (~3.4 MB each in memory); 0: none
 COMMIT_CHANGES = 5_000  # pulled changes at most in one commit (FIELDSYNC_PULL_COMMIT); a crash re-pulls these
@@ -143,7 +143,7 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
         cursor = int(device.replica.get("cursor", 0))
         try:
             if VERIFY_PROCESS and hub_size - cursor >= page_verifier.START_AFTER:
-                remote.start()  # a long pull is coming: the verification process starts during the push
+                remote.start()  # a long pull is coming: the verification processes start during the push
                 if EARLY_PAGES and _pending(device):  # ... and its first pages are fetched and verified meanwhile
                     early = _Pages(client, cursor, remote, device.registry(), EARLY_PAGES, pushing=True)
             push(device, client, report)
@@ -350,7 +350,7 @@ def pull(
 ) -> None:
     """Pull page by page. While a page is verified and merged, the next PREFETCH pages are
     already on their way (each one's cursor is in the answer before it, so one fetcher thread
-    asks for them in turn), and being verified in the verification process; a page verified at
+    asks for them in turn), and being verified in the verification processes; a page verified at
     home is verified on VERIFY_THREADS threads. Pages are merged in order. Whole pages are
     committed with the cursor after them (see the module's rules): a prefetched page that is
     never committed is simply asked for again next time. ``pages``: the pages sync() had
@@ -422,8 +422,8 @@ def pull(
 class _Pages:
     """The pull's pages on their way, in order: one fetcher thread asks for each as soon as the
     one before it arrived (its cursor is in it). The first is verified at home (a pull foreseen
-    long may be short: it must not wait for the worker's start); the others in the verification
-    process once it is worth starting (:meth:`_after`). Nothing here touches the replica, so
+    long may be short: it must not wait for the workers' start); the others in the verification
+    processes once they are worth starting (:meth:`_after`). Nothing here touches the replica, so
     fetching may run beside the push (``pushing``); a page asked for before the push ended is
     not *settled*: its ``more`` is false at the log's end as it was then, and the pull asks again
     after it (the push made the log longer). One that could not be fetched then (the hub busy
@@ -474,7 +474,7 @@ class _Pages:
 
     def _get(self, cursor: int, remote: PageVerifier | None, registry: KeyRegistry) -> _Fetched | _Retry:
         """On the fetcher thread: a page, and (``remote``) its verification already under way in
-        the verification process, under ``registry``."""
+        the verification processes, under ``registry``."""
         settled = not self.pushing  # read before asking: the answer is at least as new as this
         try:
             if remote is None:
@@ -513,7 +513,7 @@ class _Retry(NamedTuple):
 
 
 def _verified(answer: dict[str, Any], outcomes: Future[list[Outcome]] | None, remote: PageVerifier) -> list[Any] | None:
-    """The verification process's answer for a page as _verify_chunk gives it (a Change or a
+    """The verification processes' answer for a page as _verify_chunk gives it (a Change or a
     ProvenanceError per change), or None: verify at home (no process, or it failed)."""
     if outcomes is None:
         return None
@@ -557,7 +557,7 @@ def _apply_page(
     verified: list[Any] | None = None,
     writer: state.PageWriter | None = None,
 ) -> None:
-    """Merge a page; ``verified``: its changes as the verification process vouched for them;
+    """Merge a page; ``verified``: its changes as the verification processes vouched for them;
     ``writer``: the open commit's (which flushes it before committing), else the page's own."""
     replica = device.replica
     verifier = device.verifier()

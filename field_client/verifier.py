@@ -19,8 +19,9 @@ Rules this module owns:
   answers in page order. Verification, the pull's longest stage, so takes both cores
   whenever the merge and the hub leave them idle. (Until 2026-12-02 one worker verified
   each page in two shares on two threads: the Ed25519 call releases the GIL, but it then
-  changed hands at every change; two processes took ~3-5% less wall time per sync,
-  bench/README.md.)
+  changed hands at every change. Verifying alone, two processes take ~24% less wall time
+  and ~14% less CPU a change; in a whole sync, where the hub and the merge share the same
+  two cores, the difference is within the noise: bench/README.md.)
 - A worker is given the laptop's verified registry (entries, re-verified
   there) with every page, keyed by its size and head hash: a registry that
   grew mid-pull (a new revocation) is used from the next page on, and a page
@@ -57,7 +58,7 @@ from sync import ProvenanceError, Verifier
 from .transport import decode_json
 
 logger = logging.getLogger("fieldsync.client")
-START_AFTER = 5_000  # changes still to pull before a worker is worth its ~0.3 s start
+START_AFTER = 5_000  # changes still to pull before the workers are worth their ~0.3 s start
 WORKERS = 2  # worker processes, each verifying whole pages on one thread (see the module's rules)
 
 Outcome = tuple[bool, str]  # (True, change hash) or (False, reason)

@@ -292,3 +292,17 @@ def test_canonical_plain_of_deep_nesting_agrees() -> None:
     for i in range(300):
         value = [value] if i % 2 else {"k": value}
     assert canonical_plain(value) == canonical(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"at": datetime(2026, 12, 2, tzinfo=UTC)}, {"k": {"n": True}.keys()}, [Decimal("1.5")]],
+    ids=["datetime", "dict-keys", "decimal"],
+)
+def test_canonical_plain_writes_no_bytes_for_what_is_not_json(value: object) -> None:
+    # canonical_plain trusts its caller; should one ever break the promise, a value that is not
+    # plain JSON is refused, never written in some encoder's own way
+    from crypto.canonical import canonical_plain
+
+    with pytest.raises((TypeError, CanonicalError)):
+        canonical_plain(value)

@@ -512,3 +512,15 @@ def test_editing_any_part_of_a_resolution_breaks_the_signature(key: str) -> None
 def test_a_malformed_resolution_cannot_be_signed(bad: object) -> None:
     with pytest.raises(CanonicalError):
         sign_change({**build_change(), "resolution": bad}, KEY)
+
+
+@pytest.mark.parametrize("seq", [2**53, 2**60, -(2**53)])
+def test_a_seq_beyond_the_exact_range_of_json_numbers_is_neither_signed_nor_verified(seq: int) -> None:
+    # RFC 8785 has no bytes for such a number (crypto.canonical refuses it): a change that
+    # carries one must not get signed bytes through the fast path either
+    with pytest.raises(CanonicalError, match="exact range"):
+        sign_change(build_change(seq=seq), KEY)
+    forged = {**SIGNED, "seq": seq}
+    with pytest.raises(VerificationError, match="exact range"):
+        verify_change(forged, KEY.verify_key)
+    assert sign_change(build_change(seq=2**53 - 1), KEY)["seq"] == 2**53 - 1  # the last exact one signs

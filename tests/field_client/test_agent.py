@@ -283,7 +283,7 @@ def test_changes_altered_on_the_hub_are_refused(
 
 
 @sqlite_only
-def test_two_verification_processes_verify_the_pages_and_answer_in_each_pages_order(
+def test_the_verification_processes_start_at_once_and_answer_each_page_in_its_order(
     hub: Hub, laptop: MakeLaptop
 ) -> None:
     """PageVerifier as a long pull uses it: WORKERS processes start at once, and two pages of
