@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from .canonical import DOMAINS, canonical, signing_bytes
+from .canonical import _MAX_SAFE_INT, DOMAINS, canonical, signing_bytes
 from .encoding import b64d, b64e
 from .errors import CanonicalError, KeyFormatError, VerificationError
 from .keys import SigningKey, VerifyKey
@@ -83,7 +83,6 @@ def _digests(fields: Any) -> dict[str, str]:
     return out
 
 
-_MAX_EXACT = 2**53 - 1
 _TEXT_KEYS = ("id", "collection", "record_id", "agency", "device", "hlc")
 RESOLUTION = "resolution"
 RESOLUTION_KEYS = frozenset(("kind", "resolves", "by"))
@@ -101,7 +100,7 @@ def _check_header(change: dict[str, Any]) -> None:
             raise VerificationError(f"{key} must be text")
     if type(change["seq"]) is not int:
         raise VerificationError("seq must be a whole number")
-    if not -_MAX_EXACT <= change["seq"] <= _MAX_EXACT:  # RFC 8785 has no bytes for it (crypto.canonical)
+    if not -_MAX_SAFE_INT <= change["seq"] <= _MAX_SAFE_INT:  # RFC 8785 has no bytes for it (crypto.canonical)
         raise VerificationError("seq is beyond the exact range of JSON numbers (2**53 - 1)")
     if type(change["deleted"]) is not bool:
         raise VerificationError("deleted must be true or false")
