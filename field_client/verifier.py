@@ -22,6 +22,12 @@ Rules this module owns:
   changed hands at every change. Verifying alone, two processes take ~24% less wall time
   and ~14% less CPU a change; in a whole sync, where the hub and the merge share the same
   two cores, the difference is within the noise: bench/README.md.)
+- The workers run at a lower priority than the laptop's own process (:data:`NICE` added
+  to their niceness): the merge is one serial stage and verification two parallel ones,
+  and when the three shared two cores alike the merge fell behind, so its last pages ran
+  alone at the end of the pull, on one core. Lowered, verification takes whatever the
+  merge, the fetch and the hub leave, and the merge never waits for a core (bench/README.md,
+  2026-12-02 morning). It also keeps a long pull from slowing the officer's other programs.
 - A worker is given the laptop's verified registry (entries, re-verified
   there) with every page, keyed by its size and head hash: a registry that
   grew mid-pull (a new revocation) is used from the next page on, and a page
@@ -46,8 +52,10 @@ Rules this module owns:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -60,6 +68,7 @@ from .transport import decode_json
 logger = logging.getLogger("fieldsync.client")
 START_AFTER = 5_000  # changes still to pull before the workers are worth their ~0.3 s start
 WORKERS = 2  # worker processes, each verifying whole pages on one thread (see the module's rules)
+NICE = 10  # added to the workers' niceness (Unix): the merge comes first (see the module's rules)
 
 Outcome = tuple[bool, str]  # (True, change hash) or (False, reason)
 
@@ -94,6 +103,15 @@ def _ready() -> None:
     """In the worker: nothing; unpickling this brought in everything verify_page needs."""
 
 
+def _lower_priority(increment: int) -> None:
+    """In the worker, first: yield the CPU to the laptop's own process (see the module's rules)."""
+    if increment <= 0:
+        return  # (os.nice(0) only reads it; a negative increment would ask for privilege)
+    # no niceness here (Windows, or refused): the same pull, only less kind to the merge
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(increment)  # (raising it needs no privilege; past 19 it stays at 19)
+
+
 class PageVerifier:
     """The worker processes of one pull; :meth:`submit` returns None when it cannot be used.
     Closed, it starts none again: a page still being fetched when the pull stopped is
@@ -112,7 +130,12 @@ class PageVerifier:
     def _ensure_pool(self) -> ProcessPoolExecutor | None:
         with self._lock:
             if self._pool is None and not self._broken:
-                self._pool = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"))
+                self._pool = ProcessPoolExecutor(
+                    WORKERS,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_lower_priority,
+                    initargs=(NICE,),
+                )
                 for _ in range(WORKERS):  # the processes and their imports start now, not at the first pages
                     self._pool.submit(_ready)
             return None if self._broken else self._pool

@@ -6,6 +6,7 @@ import copy
 import gc
 import json
 import multiprocessing
+import os
 import random
 import threading
 import time
@@ -286,9 +287,9 @@ def test_changes_altered_on_the_hub_are_refused(
 def test_the_verification_processes_start_at_once_and_answer_each_page_in_its_order(
     hub: Hub, laptop: MakeLaptop
 ) -> None:
-    """PageVerifier as a long pull uses it: WORKERS processes start at once, and two pages of
-    60 changes with forgeries in both, verified side by side, give exactly the outcomes
-    verify_page gives in this process, in each page's order."""
+    """PageVerifier as a long pull uses it: WORKERS processes start at once, at a lower priority
+    than the laptop's own, and two pages of 60 changes with forgeries in both, verified side by
+    side, give exactly the outcomes verify_page gives in this process, in each page's order."""
     lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
     for i in range(120):
         edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
@@ -310,6 +311,14 @@ def test_the_verification_processes_start_at_once_and_answer_each_page_in_its_or
         assert all(f is not None for f in futures)
         outcomes = [f.result(timeout=60) for f in futures if f is not None]
         assert remote.started
+        # each runs below the laptop's own process, so the merge comes first (verifier's rules)
+        expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + page_verifier.NICE)
+        pids = list(remote._pool._processes)  # type: ignore[union-attr]
+        deadline = time.monotonic() + 30  # (a worker still starting has not lowered itself yet)
+        while time.monotonic() < deadline and any(os.getpriority(os.PRIO_PROCESS, p) != expected for p in pids):
+            time.sleep(0.05)
+        assert [os.getpriority(os.PRIO_PROCESS, p) for p in pids] == [expected] * 2
+        assert expected > os.getpriority(os.PRIO_PROCESS, 0)
     finally:
         remote.close()
     assert outcomes == at_home
