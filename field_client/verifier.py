@@ -26,7 +26,7 @@ Rules this module owns:
   to their niceness): the merge is one serial stage and verification two parallel ones,
   and when the three shared two cores alike the merge fell behind, so its last pages ran
   alone at the end of the pull, on one core. Lowered, verification takes whatever the
-  merge, the fetch and the hub leave, and the merge never waits for a core (bench/README.md,
+  merge, the fetch and the hub leave, and the merge is not kept from a core (bench/README.md,
   2026-12-02 morning). It also keeps a long pull from slowing the officer's other programs.
 - A worker is given the laptop's verified registry (entries, re-verified
   there) with every page, keyed by its size and head hash: a registry that
