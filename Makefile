@@ -6,13 +6,19 @@ STAMP  := $(VENV)/.installed
 # The hub's tests run against this PostgreSQL too (a fresh database per run on it).
 export FIELDSYNC_TEST_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: test lint typecheck bench bench-hub bench-load bench-sync demo clean chromium faketime
+.PHONY: test lint typecheck bench bench-hub bench-load bench-sync demo clean chromium faketime openssl-headers
 
-$(STAMP): pyproject.toml
+# setup.py builds crypto/_speedups.c in place (optional: without a compiler, Python alone runs)
+$(STAMP): pyproject.toml setup.py crypto/_speedups.c | openssl-headers
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+# crypto/_speedups.c hashes with OpenSSL's libcrypto (the one Python's hashlib uses): its headers.
+openssl-headers:
+	@test -f /usr/include/openssl/evp.h || dpkg -s libssl-dev >/dev/null 2>&1 || { echo "installing Debian's libssl-dev for crypto/_speedups.c"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libssl-dev >/dev/null; }
 
 # The browser tests drive Debian's Chromium through Playwright (no browser download).
 CHROMIUM ?= /usr/bin/chromium
@@ -54,4 +60,4 @@ demo: $(STAMP)
 	$(PY) -m field_client.demo $(DEMO_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info .demo
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info .demo crypto/_speedups.*.so

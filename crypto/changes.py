@@ -14,6 +14,11 @@ Rules this module owns:
   any header byte breaks it.
 - ``change_hash`` is the SHA-256 of the signed bytes: what ``prev`` points at
   and what tells two different changes at one (device, seq) apart.
+- The signed bytes are made in C (crypto/_speedups.c, when crypto.speedups loads it)
+  for a change in the common shape, and in Python (:func:`_reference_signed_bytes`) for
+  every other change and whenever another provider is installed: the same bytes either
+  way (tests/crypto/test_speedups.py compares them). The C code only ever answers "these
+  bytes" or "ask Python"; every refusal and its reason is Python's.
 - One optional header key, ``resolution`` = ``{kind, resolves, by}`` (all
   text), is signed with the header when present: a hub-signed resolution names
   what it resolves and the staff member who chose it. Absent, the signed bytes
@@ -29,13 +34,15 @@ from .canonical import _MAX_SAFE_INT, DOMAINS, canonical, signing_bytes
 from .encoding import b64d, b64e
 from .errors import CanonicalError, KeyFormatError, VerificationError
 from .keys import SigningKey, VerifyKey
-from .provider import HASH_BYTES, SIGNATURE_BYTES, get_provider
+from .provider import HASH_BYTES, SIGNATURE_BYTES, NaclProvider, get_provider
+from .speedups import compiled as _speedups
 
 SALT_BYTES = 16
 SALT_CHARS = 22  # 16 random bytes in unpadded base64url
 _SALT = re.compile(r"\A[A-Za-z0-9_-]{22}\Z")
 HEADER = ("id", "collection", "record_id", "agency", "device", "seq", "prev", "hlc", "base", "deleted")
 _FIELD_PREFIX = DOMAINS["field"]
+_CHANGE_PREFIX = DOMAINS["change"]
 
 
 class VerifiedChange(NamedTuple):
@@ -122,6 +129,18 @@ def _check_header(change: dict[str, Any]) -> None:
 
 
 def _signed_bytes(change: dict[str, Any]) -> bytes:
+    """The bytes a change's signature covers: from crypto._speedups when it is built, the
+    active provider is the default one and the change is in the common shape, else from
+    :func:`_reference_signed_bytes` (the same bytes, or the reason the change is refused)."""
+    if _speedups is not None and type(get_provider()) is NaclProvider:
+        message: bytes | None = _speedups.signed_bytes(change, _CHANGE_PREFIX, _FIELD_PREFIX)
+        if message is not None:
+            return message
+    return _reference_signed_bytes(change)
+
+
+def _reference_signed_bytes(change: dict[str, Any]) -> bytes:
+    """:func:`_signed_bytes` in Python: every change, every check, and the reason for a refusal."""
     try:
         payload = {key: change[key] for key in HEADER}
     except KeyError as exc:
