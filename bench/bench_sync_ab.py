@@ -162,8 +162,8 @@ def _trees(argv: list[str]) -> tuple[list[str], list[list[str]]]:
 
 
 def _run(tree: str, env: list[str], base_url: str, token: str, home: Path, local: int) -> dict[str, Any]:
-    """One laptop in a process of its own that imports the tree's code (the worker it spawns too:
-    spawn hands it the same path)."""
+    """One laptop in a process of its own that imports the tree's code (the workers it starts too:
+    they are given its sys.path)."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("FIELDSYNC_")}
     environ.update(kv.split("=", 1) for kv in env)
     environ["PYTHONPATH"] = tree

@@ -72,10 +72,9 @@ def pages(wires: list, size: int) -> list[bytes]:
 
 def _workers_cpu(remote: page_verifier.PageVerifier) -> float:
     """CPU seconds the pool's processes have spent so far (Linux)."""
-    pool = remote._pool
-    assert pool is not None, "the verification workers did not start"
+    assert remote.pids, "the verification workers did not start"
     total = 0.0
-    for pid in list(pool._processes):  # type: ignore[attr-defined]
+    for pid in remote.pids:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total

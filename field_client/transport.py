@@ -33,11 +33,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-import orjson
 import requests
 
 from crypto import CryptoError, SigningKey, b64e, parse_time, sign_request
 
+from .decoding import decode_json
 from .errors import ClientError, HubRefused, HubUnavailable
 
 DEFAULT_TIMEOUT = (5.0, 30.0)
@@ -51,18 +51,6 @@ _NETWORK_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-
-
-def decode_json(body: bytes) -> Any:
-    """A JSON answer. orjson first (a pull page is ~0.75 MB, decoded while the last is merged);
-    what it refuses and the standard library reads (NaN, a lone surrogate escape) is read that
-    way, so both accept the same answers and verification decides what a value is worth. (An
-    integer beyond 64 bits orjson reads as a float: RFC 8785 encodes both alike, and no value a
-    hub's schemas accept is one.)"""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
 
 
 def configured_timeout() -> tuple[float, float]:

@@ -34,36 +34,45 @@ Rules this module owns:
   verified under an older one is verified again at home (field_client.agent).
 - It starts only for a long pull (:data:`START_AFTER` changes still to come),
   and once started verifies every later page of that pull (the tail too:
-  verified at home, its last pages would queue behind the merge again), with
-  ``spawn`` (nothing of the laptop's open replica or threads is copied
-  into it). If one cannot start or dies, the rest of the pull is verified at
+  verified at home, its last pages would queue behind the merge again), each
+  worker a new interpreter (nothing of the laptop's open replica or threads is
+  copied into it). If one cannot start or dies, the rest of the pull is verified at
   home, as before; nothing is applied unverified either way.
 - They are started as soon as the sync knows a long pull is coming: the probe
   before the push carries the hub's log size (field_client.agent), so the
-  workers' start (a new interpreter importing fieldsync, ~0.3 s each) runs beside
+  workers' start (a new interpreter importing field_client.verifier) runs beside
   the push instead of ahead of the pull's second page (the first is verified
   at home: the log size counts changes this agency may not see, so a pull
   foreseen long may be short, and must not wait for a worker).
-- ``spawn`` imports the program's main module again in each worker: a program
-  that embeds field_client and pulls long guards its main code with
-  ``if __name__ == "__main__":`` (Python's rule; the ``fieldsync`` command and
-  bench/ do).
+- A worker is ``python -c`` importing this module alone (:func:`serve`), on the
+  laptop's ``sys.path``, and speaks with its :class:`_Worker` over its stdin and
+  stdout: one length-prefixed pickle each way per page (the worker's own output
+  goes to stderr). Not multiprocessing's ``spawn``: it imports the program's main
+  module again in each worker (for ``fieldsync``, the whole command line and what
+  it needs, ~0.2 s of CPU a worker, during a sync). A worker that dies or answers
+  garbage fails its page, and the pull verifies the rest at home.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import multiprocessing
 import os
+import pickle
+import queue
+import signal
+import struct
+import subprocess
+import sys
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
+from concurrent.futures import Future
+from typing import IO, Any
 
 from crypto import KeyRegistry
 from sync import ProvenanceError, Verifier
 
-from .transport import decode_json
+from .decoding import decode_json
 
 logger = logging.getLogger("fieldsync.client")
 START_AFTER = 5_000  # changes still to pull before the workers are worth their ~0.3 s start
@@ -99,10 +108,6 @@ def _verify_items(verifier: Verifier, certificates: dict[str, Any], items: list[
     return out
 
 
-def _ready() -> None:
-    """In the worker: nothing; unpickling this brought in everything verify_page needs."""
-
-
 def _lower_priority(increment: int) -> None:
     """In the worker, first: yield the CPU to the laptop's own process (see the module's rules)."""
     if increment <= 0:
@@ -112,48 +117,163 @@ def _lower_priority(increment: int) -> None:
         os.nice(increment)  # (raising it needs no privilege; past 19 it stays at 19)
 
 
+# -- the channel: one length-prefixed pickle each way per page ---------------------------------
+_LENGTH = struct.Struct("!Q")
+
+
+def _send(stream: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_LENGTH.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _receive(stream: IO[bytes]) -> Any:
+    """The next message, or EOFError when the other side has gone (cleanly or not)."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("the other side of the verification channel has gone")
+    (length,) = _LENGTH.unpack(head)
+    data = stream.read(length)
+    if len(data) < length:
+        raise EOFError("the verification channel was cut mid-message")
+    return pickle.loads(data)
+
+
+def serve(increment: int) -> None:
+    """In the worker (``python -c``, see :data:`_BOOT`): verify each page sent on stdin, answer on
+    stdout, until stdin closes."""
+    _lower_priority(increment)
+    with contextlib.suppress(AttributeError, ValueError):  # Ctrl-C is the laptop's to handle: it ends us
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    channel_in, channel_out = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print goes to stderr, not the channel
+    while True:
+        try:
+            key, entries, body = _receive(channel_in)
+        except EOFError:
+            return
+        try:
+            answer: tuple[bool, Any] = (True, verify_page(key, entries, body))
+        except Exception as exc:  # a page it could not read: the laptop verifies it at home
+            answer = (False, f"{type(exc).__name__}: {exc}")
+        _send(channel_out, answer)
+
+
+# the worker's whole program: the laptop's sys.path, then this module alone
+_BOOT = (
+    "import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
+    "from field_client.verifier import serve; serve(int(sys.argv[2]))"
+)
+
+
+class WorkerFailed(Exception):
+    """A verification process died, or could not read a page."""
+
+
+_Job = tuple["Future[list[Outcome]]", tuple[Any, ...]]
+
+
+class _Worker:
+    """One verification process and the thread that feeds it pages from the shared queue, one
+    at a time, and sets each page's future from the answer."""
+
+    def __init__(self, jobs: queue.SimpleQueue[_Job | None], on_failure: Any) -> None:
+        path = [entry or os.getcwd() for entry in sys.path]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, json.dumps(path), str(NICE)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.jobs, self.on_failure = jobs, on_failure
+        self.thread = threading.Thread(target=self._run, name="fieldsync-verifier", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        process = self.process
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            while (job := self.jobs.get()) is not None:
+                future, args = job
+                if not future.set_running_or_notify_cancel():
+                    continue  # cancelled while queued (the pull stopped)
+                try:
+                    _send(process.stdin, args)
+                    ok, value = _receive(process.stdout)
+                except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
+                    failure = WorkerFailed(f"verification process {process.pid} failed: {exc}")
+                    future.set_exception(failure)
+                    self.on_failure(failure)
+                    return
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(WorkerFailed(value))
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """End the process: closing its stdin ends its loop; one still busy is killed."""
+        with contextlib.suppress(OSError, ValueError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+        with contextlib.suppress(OSError, ValueError):
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+        threading.Thread(target=self.process.wait, name="fieldsync-verifier-reap", daemon=True).start()
+
+
 class PageVerifier:
     """The worker processes of one pull; :meth:`submit` returns None when it cannot be used.
     Closed, it starts none again: a page still being fetched when the pull stopped is
     submitted by the fetching thread after :meth:`close`, and must not bring one back."""
 
     def __init__(self) -> None:
-        self._pool: ProcessPoolExecutor | None = None
+        self._workers: list[_Worker] | None = None
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._broken = False  # failed, or closed: pages are verified at home, if at all
         self._lock = threading.Lock()  # submit runs on the fetching thread, close on the merge's
 
     @property
     def started(self) -> bool:
         """The workers are up (and none has failed): the rest of the pull goes to them."""
-        return self._pool is not None and not self._broken
+        return self._workers is not None and not self._broken
 
-    def _ensure_pool(self) -> ProcessPoolExecutor | None:
+    @property
+    def pids(self) -> list[int]:
+        """The workers' process ids (none before :meth:`start` or after :meth:`close`)."""
+        return [w.process.pid for w in self._workers or []]
+
+    def _ensure_workers(self) -> bool:
         with self._lock:
-            if self._pool is None and not self._broken:
-                self._pool = ProcessPoolExecutor(
-                    WORKERS,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_lower_priority,
-                    initargs=(NICE,),
-                )
-                for _ in range(WORKERS):  # the processes and their imports start now, not at the first pages
-                    self._pool.submit(_ready)
-            return None if self._broken else self._pool
+            if self._workers is None and not self._broken:
+                self._workers = []
+                try:  # the processes and their imports start now, not at the first pages
+                    for _ in range(WORKERS):
+                        self._workers.append(_Worker(self._jobs, self.fail))
+                except BaseException:
+                    self._broken = True
+                    raise
+            return not self._broken
 
     def start(self) -> None:
         """Start the workers now, without waiting for them: the first page finds them up."""
         try:
-            self._ensure_pool()
+            self._ensure_workers()
         except Exception as exc:  # no worker: the laptop verifies at home
             self.fail(exc)
 
     def submit(self, registry: KeyRegistry, body: bytes) -> Future[list[Outcome]] | None:
         try:
-            pool = self._ensure_pool()
-            if pool is None:
+            if not self._ensure_workers():
                 return None
             head = registry.head
-            return pool.submit(verify_page, (head.size, head.head), registry.entries, body)
+            future: Future[list[Outcome]] = Future()
+            self._jobs.put((future, ((head.size, head.head), registry.entries, body)))
+            return future
         except Exception as exc:  # no worker (or closed meanwhile): the laptop verifies at home
             self.fail(exc)
             return None
@@ -165,6 +285,16 @@ class PageVerifier:
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool, self._broken = self._pool, None, True
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            workers, self._workers, self._broken = self._workers, None, True
+        if not workers:
+            return
+        while True:  # the pages still queued are not verified: the pull has stopped, or verifies at home
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[0].cancel()
+        for worker in workers:
+            self._jobs.put(None)  # each feeding thread ends after the page it is on
+            worker.stop()

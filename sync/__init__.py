@@ -6,7 +6,13 @@ value and how one is made), :mod:`feeds` (per-device chains), :mod:`merge`
 (per-field last-writer-wins), :mod:`conflicts` (what staff review),
 :mod:`provenance` (verifying a change's chain of keys), :mod:`resolutions`
 (what a hub-signed decision of command staff may say).
+
+:mod:`schemas` (and marshmallow with it) is imported at the first use of one of its
+names here, not with the package: a process that only verifies changes
+(field_client.verifier's workers, started during a sync) does without it.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .changes import DELETED, Change, make_change
 from .conflicts import Conflict, DoubleBooking, Version, find_double_bookings
@@ -16,7 +22,21 @@ from .hlc import DEFAULT_MAX_DRIFT_MS, Clock, Hlc
 from .merge import MergeState, Outcome, RecordState, apply
 from .provenance import HUB_DEVICE, Verifier
 from .resolutions import check_resolution
-from .schemas import COLLECTIONS, validate_change, validate_values
+
+if TYPE_CHECKING:
+    from .schemas import COLLECTIONS, validate_change, validate_values
+
+_FROM_SCHEMAS = frozenset(("COLLECTIONS", "validate_change", "validate_values"))
+
+
+def __getattr__(name: str) -> Any:
+    """The names of :mod:`schemas`, imported on first use (see above)."""
+    if name in _FROM_SCHEMAS:
+        from . import schemas
+
+        return getattr(schemas, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "COLLECTIONS",

@@ -5,13 +5,11 @@ from __future__ import annotations
 import copy
 import gc
 import json
-import multiprocessing
 import os
 import random
 import threading
 import time
 from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pytest
@@ -283,6 +281,15 @@ def test_changes_altered_on_the_hub_are_refused(
     assert ray.sync().pulled == 0
 
 
+def psutil_alive(pid: int) -> bool:
+    """Whether a process of this pid is still there (and not yet reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @sqlite_only
 def test_the_verification_processes_start_at_once_and_answer_each_page_in_its_order(
     hub: Hub, laptop: MakeLaptop
@@ -302,18 +309,18 @@ def test_the_verification_processes_start_at_once_and_answer_each_page_in_its_or
     registry = ray.device.registry()
     key = (registry.head.size, registry.head.head)
     at_home = [page_verifier.verify_page(key, registry.entries, body) for _, body in pages]
-    before = set(multiprocessing.active_children())
     remote = page_verifier.PageVerifier()
     try:
         remote.start()
-        assert len(set(multiprocessing.active_children()) - before) == page_verifier.WORKERS == 2
+        pids = remote.pids
+        assert len(set(pids)) == page_verifier.WORKERS == 2
+        assert all(psutil_alive(pid) for pid in pids)
         futures = [remote.submit(registry, body) for _, body in pages]
         assert all(f is not None for f in futures)
         outcomes = [f.result(timeout=60) for f in futures if f is not None]
         assert remote.started
         # each runs below the laptop's own process, so the merge comes first (verifier's rules)
         expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + page_verifier.NICE)
-        pids = list(remote._pool._processes)  # type: ignore[union-attr]
         deadline = time.monotonic() + 30  # (a worker still starting has not lowered itself yet)
         while time.monotonic() < deadline and any(os.getpriority(os.PRIO_PROCESS, p) != expected for p in pids):
             time.sleep(0.05)
@@ -321,6 +328,11 @@ def test_the_verification_processes_start_at_once_and_answer_each_page_in_its_or
         assert expected > os.getpriority(os.PRIO_PROCESS, 0)
     finally:
         remote.close()
+    assert not remote.pids and not remote.started
+    deadline = time.monotonic() + 30  # closed: the processes end (and are reaped)
+    while time.monotonic() < deadline and any(psutil_alive(pid) for pid in pids):
+        time.sleep(0.05)
+    assert not any(psutil_alive(pid) for pid in pids)
     assert outcomes == at_home
     assert [[i for i, (ok, _) in enumerate(page) if not ok] for page in outcomes] == [[3], [40]]
     for (answer, _), page in zip(pages, outcomes, strict=True):
@@ -619,10 +631,10 @@ def test_a_page_still_on_its_way_when_the_pull_stops_starts_no_verification_proc
     monkeypatch.setattr(agent, "_apply_page", breaks)
     with pytest.raises(OSError):
         ray.sync()
-    assert made and all(v._pool is None for v in made)  # closed when the pull stopped
+    assert made and all(not v.started and not v.pids for v in made)  # closed when the pull stopped
     release.set()  # the fetch in flight ends now, and hands its page over
     assert handed_over.wait(10)
-    assert not any(v._pool for v in made)
+    assert not any(v.started or v.pids for v in made)
 
 
 def test_pages_on_their_way_when_the_registry_grows_are_verified_again_under_the_new_one(
@@ -661,6 +673,34 @@ def test_pages_on_their_way_when_the_registry_grows_are_verified_again_under_the
     assert views(ray) == views(lee)
 
 
+@sqlite_only
+def test_a_killed_verification_process_fails_its_page_at_once_and_no_page_goes_to_them_again(
+    hub: Hub, laptop: MakeLaptop
+) -> None:
+    """Killed (the officer's task manager, the OOM killer), a worker must not leave its page
+    waiting: the page fails, the verifier is closed, and the pull verifies the rest at home."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(10):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    _, body = ray.client.pull_page(0, 10)
+    registry = ray.device.registry()
+    remote = page_verifier.PageVerifier()
+    try:
+        remote.start()
+        pids = remote.pids
+        for pid in pids:
+            os.kill(pid, 9)
+        future = remote.submit(registry, body)
+        assert future is not None
+        with pytest.raises(page_verifier.WorkerFailed, match="failed"):
+            future.result(timeout=30)
+        assert not remote.started and remote.submit(registry, body) is None  # at home from now on
+    finally:
+        remote.close()
+    assert not remote.pids
+
+
 def test_a_verification_process_that_dies_leaves_the_pages_to_be_verified_at_home(
     hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -678,7 +718,7 @@ def test_a_verification_process_that_dies_leaves_the_pages_to_be_verified_at_hom
     def dead(self: page_verifier.PageVerifier, registry: Any, body: bytes) -> Any:
         submitted.append(len(body))
         future: Future[Any] = Future()
-        future.set_exception(BrokenProcessPool("the verification process was killed"))
+        future.set_exception(page_verifier.WorkerFailed("the verification process was killed"))
         return future
 
     monkeypatch.setattr(page_verifier.PageVerifier, "submit", dead)
