@@ -22,6 +22,11 @@
  *   forms \b \t \n \f \r, else \u00xx in lower case; everything else as UTF-8).
  * - digest = base64url(SHA-256(field_prefix || salt || canonical(value))), no
  *   padding; SHA-256 is OpenSSL's, the one Python's hashlib uses.
+ * - No Python code runs during a call, so the objects it borrows stay alive: every
+ *   dict it looks a key up in (the change, each field entry, the resolution) must be
+ *   keyed by exact str only, checked before the first lookup (a key of another type
+ *   could run its own __eq__ and change the change under us); every value is read
+ *   only after its exact type is checked.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -47,7 +52,11 @@ static const char *KEY_NAMES[K_COUNT] = {"agency", "base", "collection", "delete
                                          "prev", "record_id", "resolution", "seq", "signature", "salt", "value",
                                          "digest", "kind", "resolves", "by"};
 static PyObject *KEYS[K_COUNT];
-static EVP_MD *SHA256_MD;       /* fetched once: a fetch per digest cost more than the digest */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+static EVP_MD *SHA256_MD; /* fetched once: a fetch per digest cost more than the digest */
+#else
+static const EVP_MD *SHA256_MD; /* OpenSSL 1.1: no fetching */
+#endif
 static EVP_MD_CTX *SHA256_CTX_; /* one, reused: every call holds the GIL */
 
 /* -- an output buffer ------------------------------------------------------------------------ */
@@ -146,8 +155,14 @@ static int put_scalar(Buf *b, PyObject *v) {
 /* -- checks ------------------------------------------------------------------------------------ */
 /* An exact str of `chars` base64url characters; `canonical_tail`: its last one leaves no bits set
  * past the data (43 characters for 32 bytes: the last one's index a multiple of 4). */
+static int is_ready_ascii(PyObject *s) { /* an exact str, ASCII only (a legacy string is made ready first) */
+    if (!PyUnicode_CheckExact(s)) return 0;
+    if (PyUnicode_READY(s) < 0) { PyErr_Clear(); return 0; } /* (no memory: Python's path decides) */
+    return PyUnicode_IS_ASCII(s);
+}
+
 static int is_b64url(PyObject *s, Py_ssize_t chars, int canonical_tail) {
-    if (!PyUnicode_CheckExact(s) || !PyUnicode_IS_ASCII(s) || PyUnicode_GET_LENGTH(s) != chars) return 0;
+    if (!is_ready_ascii(s) || PyUnicode_GET_LENGTH(s) != chars) return 0;
     const unsigned char *u = (const unsigned char *)PyUnicode_DATA(s);
     for (Py_ssize_t i = 0; i < chars; i++)
         if (B64INDEX[u[i]] < 0) return 0;
@@ -155,6 +170,15 @@ static int is_b64url(PyObject *s, Py_ssize_t chars, int canonical_tail) {
 }
 
 static int is_text(PyObject *v) { return v != NULL && PyUnicode_CheckExact(v); }
+
+/* Every key of the dict is an exact str: looking one up then runs no Python code (see the rules). */
+static int text_keys_only(PyObject *d) {
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(d, &pos, &k, &v))
+        if (!PyUnicode_CheckExact(k)) return 0;
+    return 1;
+}
 
 /* -- sorted objects ------------------------------------------------------------------------------- */
 typedef struct {
@@ -176,7 +200,7 @@ static int sorted_items(PyObject *d, Item **out, Py_ssize_t *count) {
     Item *items = PyMem_Malloc(sizeof(Item) * (size_t)(n ? n : 1));
     if (items == NULL) { PyErr_NoMemory(); return -1; }
     while (PyDict_Next(d, &pos, &k, &v)) {
-        if (!PyUnicode_CheckExact(k) || !PyUnicode_IS_ASCII(k)) { PyMem_Free(items); return OFF_PATH; }
+        if (!is_ready_ascii(k)) { PyMem_Free(items); return OFF_PATH; }
         items[i].key = (const char *)PyUnicode_DATA(k), items[i].len = PyUnicode_GET_LENGTH(k), items[i].value = v;
         i++;
     }
@@ -252,7 +276,7 @@ static int put_fields(Buf *b, PyObject *fields, const char *fp, Py_ssize_t fpn) 
     for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
         PyObject *entry = items[i].value;
         char digest[DIGEST_CHARS];
-        if (!PyDict_CheckExact(entry)) { rc = OFF_PATH; break; }
+        if (!PyDict_CheckExact(entry) || !text_keys_only(entry)) { rc = OFF_PATH; break; }
         if (PyDict_GET_SIZE(entry) == 2) {
             rc = field_digest(entry, fp, fpn, digest);
         } else if (PyDict_GET_SIZE(entry) == 1) {
@@ -277,7 +301,7 @@ static int put_fields(Buf *b, PyObject *fields, const char *fp, Py_ssize_t fpn) 
 /* "resolution": {by, kind, resolves}, each non-empty text. */
 static int put_resolution(Buf *b, PyObject *r) {
     static const int order[3] = {K_BY, K_KIND, K_RESOLVES};
-    if (!PyDict_CheckExact(r) || PyDict_GET_SIZE(r) != 3) return OFF_PATH;
+    if (!PyDict_CheckExact(r) || PyDict_GET_SIZE(r) != 3 || !text_keys_only(r)) return OFF_PATH;
     int rc = PUT_LIT(b, "{");
     for (int i = 0; rc == 0 && i < 3; i++) {
         PyObject *v = PyDict_GetItemWithError(r, KEYS[order[i]]);
@@ -341,7 +365,7 @@ static PyObject *signed_bytes(PyObject *self, PyObject *const *args, Py_ssize_t 
         PyErr_SetString(PyExc_TypeError, "signed_bytes(change, change_prefix: bytes, field_prefix: bytes)");
         return NULL;
     }
-    if (!PyDict_CheckExact(args[0])) Py_RETURN_NONE;
+    if (!PyDict_CheckExact(args[0]) || !text_keys_only(args[0])) Py_RETURN_NONE;
     Buf b;
     buf_init(&b);
     int rc = put(&b, PyBytes_AS_STRING(args[1]), PyBytes_GET_SIZE(args[1]));
@@ -365,8 +389,16 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     memset(B64INDEX, -1, sizeof B64INDEX);
     for (int i = 0; i < 64; i++) B64INDEX[(unsigned char)B64URL[i]] = (signed char)i;
     for (int i = 0; i < K_COUNT; i++)
-        if ((KEYS[i] = PyUnicode_InternFromString(KEY_NAMES[i])) == NULL) return NULL;
-    if ((SHA256_MD = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL || (SHA256_CTX_ = EVP_MD_CTX_new()) == NULL) {
+        if ((KEYS[i] = PyUnicode_InternFromString(KEY_NAMES[i])) == NULL) {
+            while (i--) Py_CLEAR(KEYS[i]);
+            return NULL;
+        }
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    SHA256_MD = EVP_MD_fetch(NULL, "SHA256", NULL);
+#else
+    SHA256_MD = EVP_sha256();
+#endif
+    if (SHA256_MD == NULL || (SHA256_CTX_ = EVP_MD_CTX_new()) == NULL) {
         PyErr_SetString(PyExc_ImportError, "OpenSSL has no SHA-256 here");
         return NULL;
     }

@@ -518,8 +518,8 @@ def _verified(answer: dict[str, Any], outcomes: Future[list[Outcome]] | None, re
     if outcomes is None:
         return None
     try:
-        results = outcomes.result()
-    except Exception as exc:  # the process died or refused the page: verify at home
+        results = outcomes.result(timeout=page_verifier.ANSWER_TIMEOUT)
+    except Exception as exc:  # the process died, refused the page or hangs: verify at home
         remote.fail(exc)
         return None
     items = answer.get("changes")

@@ -44,13 +44,14 @@ Rules this module owns:
   the push instead of ahead of the pull's second page (the first is verified
   at home: the log size counts changes this agency may not see, so a pull
   foreseen long may be short, and must not wait for a worker).
-- A worker is ``python -c`` importing this module alone (:func:`serve`), on the
+- A worker is ``python -P -c`` importing this module alone (:func:`serve`), on the
   laptop's ``sys.path``, and speaks with its :class:`_Worker` over its stdin and
   stdout: one length-prefixed pickle each way per page (the worker's own output
   goes to stderr). Not multiprocessing's ``spawn``: it imports the program's main
   module again in each worker (for ``fieldsync``, the whole command line and what
   it needs, ~0.2 s of CPU a worker, during a sync). A worker that dies or answers
-  garbage fails its page, and the pull verifies the rest at home.
+  garbage fails its page, and the pull verifies the rest at home; so does one that has
+  not answered a page within :data:`ANSWER_TIMEOUT` (stopped, or starved of CPU).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ logger = logging.getLogger("fieldsync.client")
 START_AFTER = 5_000  # changes still to pull before the workers are worth their ~0.3 s start
 WORKERS = 2  # worker processes, each verifying whole pages on one thread (see the module's rules)
 NICE = 10  # added to the workers' niceness (Unix): the merge comes first (see the module's rules)
+ANSWER_TIMEOUT = 120.0  # seconds the merge waits for a page's answer (~0.1 s of work) before verifying it at home
 
 Outcome = tuple[bool, str]  # (True, change hash) or (False, reason)
 
@@ -140,14 +142,14 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(data)
 
 
-def serve(increment: int) -> None:
-    """In the worker (``python -c``, see :data:`_BOOT`): verify each page sent on stdin, answer on
-    stdout, until stdin closes."""
+def serve(channel_fd: int, increment: int) -> None:
+    """In the worker (``python -P -c``, see :data:`_BOOT`): verify each page sent on stdin, answer
+    on ``channel_fd`` (the process's stdout, set aside by the boot code before any import), until
+    stdin closes."""
     _lower_priority(increment)
     with contextlib.suppress(AttributeError, ValueError):  # Ctrl-C is the laptop's to handle: it ends us
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    channel_in, channel_out = sys.stdin.buffer, os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print goes to stderr, not the channel
+    channel_in, channel_out = sys.stdin.buffer, os.fdopen(channel_fd, "wb")
     while True:
         try:
             key, entries, body = _receive(channel_in)
@@ -160,10 +162,19 @@ def serve(increment: int) -> None:
         _send(channel_out, answer)
 
 
-# the worker's whole program: the laptop's sys.path, then this module alone
+# The worker's whole program. First the channel: stdout is set aside and fd 1 pointed at stderr
+# (or nowhere, under pythonw), so that nothing printed from here on can break the framing; then
+# the laptop's sys.path (-P: the current directory is not searched first, so no json.py of the
+# officer's is imported), then this module alone.
 _BOOT = (
-    "import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
-    "from field_client.verifier import serve; serve(int(sys.argv[2]))"
+    "import os, sys\n"
+    "channel = os.dup(1)\n"
+    "try:\n    os.dup2(2, 1)\n"
+    "except OSError:\n    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)\n"
+    "import json\n"
+    "sys.path[:] = json.loads(sys.argv[1])\n"
+    "from field_client.verifier import serve\n"
+    "serve(channel, int(sys.argv[2]))\n"
 )
 
 
@@ -181,13 +192,19 @@ class _Worker:
     def __init__(self, jobs: queue.SimpleQueue[_Job | None], on_failure: Any) -> None:
         path = [entry or os.getcwd() for entry in sys.path]
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, json.dumps(path), str(NICE)],
+            [sys.executable, "-P", "-c", _BOOT, json.dumps(path), str(NICE)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),  # (Windows: no console window)
         )
         self.jobs, self.on_failure = jobs, on_failure
+        self._stopped = False
         self.thread = threading.Thread(target=self._run, name="fieldsync-verifier", daemon=True)
-        self.thread.start()
+        try:
+            self.thread.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def _run(self) -> None:
         process = self.process
@@ -200,10 +217,10 @@ class _Worker:
                 try:
                     _send(process.stdin, args)
                     ok, value = _receive(process.stdout)
-                except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as exc:
-                    failure = WorkerFailed(f"verification process {process.pid} failed: {exc}")
+                except Exception as exc:  # died, cut the channel, or answered garbage
+                    failure = WorkerFailed(f"verification process {process.pid} failed: {exc!r}")
+                    self.on_failure(failure)  # first: whoever the page wakes finds the verifier closed
                     future.set_exception(failure)
-                    self.on_failure(failure)
                     return
                 if ok:
                     future.set_result(value)
@@ -213,7 +230,10 @@ class _Worker:
             self.stop()
 
     def stop(self) -> None:
-        """End the process: closing its stdin ends its loop; one still busy is killed."""
+        """End the process (once): closing its stdin ends its loop; one still busy is killed."""
+        if self._stopped:
+            return
+        self._stopped = True
         with contextlib.suppress(OSError, ValueError):
             if self.process.stdin is not None:
                 self.process.stdin.close()
@@ -235,7 +255,9 @@ class PageVerifier:
         self._workers: list[_Worker] | None = None
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._broken = False  # failed, or closed: pages are verified at home, if at all
-        self._lock = threading.Lock()  # submit runs on the fetching thread, close on the merge's
+        # submit runs on the fetching thread, close on the merge's (or a feeding thread's): a page
+        # is queued, and the queue emptied, only under this lock, so none is left with no worker
+        self._lock = threading.Lock()
 
     @property
     def started(self) -> bool:
@@ -248,31 +270,33 @@ class PageVerifier:
         return [w.process.pid for w in self._workers or []]
 
     def _ensure_workers(self) -> bool:
-        with self._lock:
-            if self._workers is None and not self._broken:
-                self._workers = []
-                try:  # the processes and their imports start now, not at the first pages
-                    for _ in range(WORKERS):
-                        self._workers.append(_Worker(self._jobs, self.fail))
-                except BaseException:
-                    self._broken = True
-                    raise
-            return not self._broken
+        """Under the lock: the workers are up (started now if need be), or never will be."""
+        if self._workers is None and not self._broken:
+            self._workers = []
+            try:  # the processes and their imports start now, not at the first pages
+                for _ in range(WORKERS):
+                    self._workers.append(_Worker(self._jobs, self.fail))
+            except BaseException:
+                self._broken = True
+                raise
+        return not self._broken
 
     def start(self) -> None:
         """Start the workers now, without waiting for them: the first page finds them up."""
         try:
-            self._ensure_workers()
+            with self._lock:
+                self._ensure_workers()
         except Exception as exc:  # no worker: the laptop verifies at home
             self.fail(exc)
 
     def submit(self, registry: KeyRegistry, body: bytes) -> Future[list[Outcome]] | None:
         try:
-            if not self._ensure_workers():
-                return None
             head = registry.head
             future: Future[list[Outcome]] = Future()
-            self._jobs.put((future, ((head.size, head.head), registry.entries, body)))
+            with self._lock:
+                if not self._ensure_workers():
+                    return None
+                self._jobs.put((future, ((head.size, head.head), registry.entries, body)))
             return future
         except Exception as exc:  # no worker (or closed meanwhile): the laptop verifies at home
             self.fail(exc)
@@ -286,15 +310,14 @@ class PageVerifier:
     def close(self) -> None:
         with self._lock:
             workers, self._workers, self._broken = self._workers, None, True
-        if not workers:
-            return
-        while True:  # the pages still queued are not verified: the pull has stopped, or verifies at home
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job[0].cancel()
-        for worker in workers:
-            self._jobs.put(None)  # each feeding thread ends after the page it is on
+            while True:  # the pages still queued are not verified: the pull has stopped, or verifies at home
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job[0].cancel()
+            for _ in workers or []:
+                self._jobs.put(None)  # each feeding thread ends after the page it is on
+        for worker in workers or []:
             worker.stop()

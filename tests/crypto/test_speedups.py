@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +158,8 @@ def test_off_the_common_shape_the_c_code_asks_python(edit: dict[str, Any]) -> No
     change.update(copy.deepcopy(edit))
     assert fast(change) is None
     expected = reference(change)
-    if isinstance(expected, bytes):  # a shape only Python writes (a float, a non-ASCII key)
-        assert crypto_changes._signed_bytes(change) == expected
+    if isinstance(expected, bytes):  # a shape only Python writes (a float, a non-ASCII key): RFC 8785's bytes
+        assert crypto_changes._signed_bytes(change) == expected == oracle_change_signing_bytes(change)
     else:  # or one Python refuses, with its reason
         with pytest.raises(CryptoError):
             crypto_changes._signed_bytes(change)
@@ -170,6 +172,44 @@ def test_a_change_missing_a_signed_key_is_left_to_python(key: str) -> None:
     del change[key]
     assert fast(change) is None
     assert reference(change) in ("VerificationError", "KeyFormatError")
+
+
+class LookAlike:
+    """A key that hashes and compares as ``name`` does, and may run code when compared."""
+
+    def __init__(self, name: str, on_compare: Any = None) -> None:
+        self.name, self.on_compare = name, on_compare
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        if self.on_compare is not None:
+            self.on_compare()
+        return other == self.name
+
+
+@needs_build
+@pytest.mark.parametrize("where", ["change", "entry", "resolution"])
+def test_a_key_that_is_not_exact_text_is_left_to_python_and_runs_no_code(where: str) -> None:
+    """Such a key's __eq__ could change the change while the C code reads it (a use after
+    free, before it checked every key first); and it would write the look-alike's own name."""
+    change = {**scalar_change(), "resolution": {"kind": "field", "resolves": "c-1", "by": "staff"}}
+    compared: list[str] = []
+
+    def meddle() -> None:
+        compared.append(where)
+        change["fields"] = {}  # drops what the C code would be reading
+
+    if where == "change":
+        change[LookAlike("seq", meddle)] = change.pop("seq")  # type: ignore[index]
+    elif where == "entry":
+        entry = change["fields"]["status"]
+        entry[LookAlike("salt", meddle)] = entry.pop("salt")
+    else:
+        change["resolution"][LookAlike("kind", meddle)] = change["resolution"].pop("kind")
+    assert fast(change) is None
+    assert compared == []
 
 
 @needs_build
@@ -246,6 +286,17 @@ def test_a_build_older_than_its_source_is_not_used(tmp_path: Path, caplog: pytes
 def test_fieldsync_speedups_0_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FIELDSYNC_SPEEDUPS", "0")
     assert speedups.load() is None
+    probe = "import crypto.changes as c; print(c._speedups is None, c._signed_bytes.__module__)"
+    for setting, off in (("0", "True"), ("", str(compiled is None))):
+        done = subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**os.environ, "FIELDSYNC_SPEEDUPS": setting},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert done.stdout.split() == [off, "crypto.changes"]
 
 
 @needs_build

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import json
 import os
 import random
+import signal
 import threading
 import time
 from concurrent.futures import Future
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -281,12 +284,14 @@ def test_changes_altered_on_the_hub_are_refused(
     assert ray.sync().pulled == 0
 
 
-def psutil_alive(pid: int) -> bool:
-    """Whether a process of this pid is still there (and not yet reaped)."""
+def alive(pid: int) -> bool:
+    """Whether a process of this pid is still there, not yet reaped (Unix: signal 0 only asks)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
+    except PermissionError:
+        return True  # (someone else's process now holds the pid)
     return True
 
 
@@ -314,7 +319,7 @@ def test_the_verification_processes_start_at_once_and_answer_each_page_in_its_or
         remote.start()
         pids = remote.pids
         assert len(set(pids)) == page_verifier.WORKERS == 2
-        assert all(psutil_alive(pid) for pid in pids)
+        assert all(alive(pid) for pid in pids)
         futures = [remote.submit(registry, body) for _, body in pages]
         assert all(f is not None for f in futures)
         outcomes = [f.result(timeout=60) for f in futures if f is not None]
@@ -330,9 +335,9 @@ def test_the_verification_processes_start_at_once_and_answer_each_page_in_its_or
         remote.close()
     assert not remote.pids and not remote.started
     deadline = time.monotonic() + 30  # closed: the processes end (and are reaped)
-    while time.monotonic() < deadline and any(psutil_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
         time.sleep(0.05)
-    assert not any(psutil_alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
     assert outcomes == at_home
     assert [[i for i, (ok, _) in enumerate(page) if not ok] for page in outcomes] == [[3], [40]]
     for (answer, _), page in zip(pages, outcomes, strict=True):
@@ -699,6 +704,89 @@ def test_a_killed_verification_process_fails_its_page_at_once_and_no_page_goes_t
     finally:
         remote.close()
     assert not remote.pids
+
+
+@sqlite_only
+def test_stopped_verification_processes_leave_the_pull_to_verify_at_home_after_the_timeout(
+    hub: Hub, laptop: MakeLaptop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that never answers (stopped here; starved or hung in the field) must not hold
+    the pull: past ANSWER_TIMEOUT its page is verified at home, and so is every later one."""
+    lee, ray = laptop("SPD", "Sgt. Lee"), laptop("SPD", "Ofc. Ray")
+    for i in range(6):
+        edits.create(lee.device, "resources", {**VEHICLE, "name": f"Unit {i}"})
+    lee.sync()
+    monkeypatch.setattr(agent, "PULL_LIMIT", 2)
+    monkeypatch.setattr(page_verifier, "START_AFTER", 0)
+    monkeypatch.setattr(page_verifier, "ANSWER_TIMEOUT", 0.5)
+    stopped: list[page_verifier.PageVerifier] = []
+    monkeypatch.setattr(page_verifier.PageVerifier, "_ensure_workers", _ensure_then_stop(stopped))
+    t0 = time.monotonic()
+    report = ray.sync()
+    assert report.pulled == 6 and report.applied == 6 and not report.refused
+    assert views(ray) == views(lee)
+    assert stopped and all(not v.started and not v.pids for v in stopped)
+    assert time.monotonic() - t0 < 60
+
+
+def _ensure_then_stop(stopped: list[page_verifier.PageVerifier]) -> Any:
+    """PageVerifier._ensure_workers, its new workers stopped (SIGSTOP) as soon as they start."""
+    real = page_verifier.PageVerifier._ensure_workers
+
+    def ensure(self: page_verifier.PageVerifier) -> bool:
+        fresh = self._workers is None
+        up = real(self)
+        if fresh and up:
+            for pid in self.pids:
+                os.kill(pid, signal.SIGSTOP)
+            stopped.append(self)
+        return up
+
+    return ensure
+
+
+def test_a_page_submitted_while_the_verifier_closes_is_never_left_waiting() -> None:
+    """submit on the fetching thread, close on the merge's (or a dying worker's): every page
+    handed out is answered, failed or cancelled, never left queued with no worker to take it."""
+    empty = SimpleNamespace(head=SimpleNamespace(size=0, head=None), entries=[])
+
+    class ClosingRegistry:  # the close lands in the middle of submit, on another thread's behalf
+        entries: tuple[Any, ...] = ()
+
+        @property
+        def head(self) -> Any:
+            remote.close()
+            return empty.head
+
+    remote = page_verifier.PageVerifier()
+    remote.start()
+    future = remote.submit(ClosingRegistry(), b'{"changes": []}')  # type: ignore[arg-type]
+    if future is not None:
+        with contextlib.suppress(Exception):
+            future.result(timeout=30)
+        assert future.done()
+    assert not remote.started and not remote.pids
+    for round_ in range(6):
+        remote = page_verifier.PageVerifier()
+        remote.start()
+        futures: list[Future[Any]] = []
+
+        def submitting(remote: page_verifier.PageVerifier = remote, futures: list[Future[Any]] = futures) -> None:
+            for _ in range(40):
+                future = remote.submit(empty, b'{"changes": []}')  # type: ignore[arg-type]
+                if future is not None:
+                    futures.append(future)
+
+        feeder = threading.Thread(target=submitting)
+        feeder.start()
+        time.sleep(0.01 * round_)
+        remote.close()
+        feeder.join(30)
+        assert futures, "nothing was submitted before the close"
+        for future in futures:
+            with contextlib.suppress(Exception):
+                future.result(timeout=30)  # refused (an empty registry), cancelled, or answered
+            assert future.done()
 
 
 def test_a_verification_process_that_dies_leaves_the_pages_to_be_verified_at_home(
