@@ -76,7 +76,11 @@ class RecordState(NamedTuple):
 
     def holds(self, change: Change) -> bool:
         versions = self.history.get(DELETED, ())
-        probe = (change.hlc, change.device, change.id)
+        if not versions:
+            return False
+        probe, last = (change.hlc, change.device, change.id), versions[-1]
+        if (last.hlc, last.device, last.change_id) < probe:
+            return False  # (the usual case: changes come in clock order; no search)
         i = bisect_left(versions, probe, key=_key)
         return i < len(versions) and versions[i].change_id == change.id
 
@@ -103,17 +107,18 @@ def apply(record: RecordState | None, change: Change) -> Outcome:
     history = dict(record.history)
     found: list[Conflict] = []
     collection, record_id, device = record.collection, record.record_id, change.device
+    hlc, change_id, bases, values = change.hlc, change.id, change.base, change.values
+    key = (hlc, device, change_id)  # every version this change writes sorts at it
     for name in change.written():
-        base = change.base.get(name)
+        base = bases.get(name)
         if name == DELETED:
-            new = Version(change.hlc, device, change.id, base, change.deleted)
-        elif name in change.values:
-            new = Version(change.hlc, device, change.id, base, change.values[name])
+            new = Version(hlc, device, change_id, base, change.deleted)
+        elif name in values:
+            new = Version(hlc, device, change_id, base, values[name])
         else:
-            new = Version(change.hlc, device, change.id, base, None, change.withheld[name])
+            new = Version(hlc, device, change_id, base, None, change.withheld[name])
         versions = history.get(name, ())
         count = len(versions)
-        key = (new.hlc, device, new.change_id)
         last = versions[-1] if count else None
         at = (
             count
