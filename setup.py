@@ -12,7 +12,7 @@ from setuptools import Extension, setup
 
 SOURCE = "crypto/_speedups.c"
 # the module carries its source's digest: crypto.changes does not use a build older than the source
-SOURCE_SHA256 = hashlib.sha256(Path(__file__).with_name("crypto").joinpath("_speedups.c").read_bytes()).hexdigest()
+SOURCE_SHA256 = hashlib.sha256((Path(__file__).parent / SOURCE).read_bytes()).hexdigest()
 
 setup(
     ext_modules=[

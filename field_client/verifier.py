@@ -76,7 +76,7 @@ from sync import ProvenanceError, Verifier
 from .decoding import decode_json
 
 logger = logging.getLogger("fieldsync.client")
-START_AFTER = 5_000  # changes still to pull before the workers are worth their ~0.3 s start
+START_AFTER = 5_000  # changes still to pull before the workers are worth their start (~0.1 s of CPU each)
 WORKERS = 2  # worker processes, each verifying whole pages on one thread (see the module's rules)
 NICE = 10  # added to the workers' niceness (Unix): the merge comes first (see the module's rules)
 ANSWER_TIMEOUT = 120.0  # seconds the merge waits for a page's answer (~0.1 s of work) before verifying it at home
