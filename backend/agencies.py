@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from crypto.clock import as_utc
 from sync.schemas import AGENCY_RE
 
 from . import audit, keystore
@@ -72,9 +73,9 @@ def overview() -> list[AgencyView]:
             AgencyView(
                 a.code,
                 a.name,
-                keystore.as_utc(a.created_at),
+                as_utc(a.created_at),
                 current.public_key if current else None,
-                keystore.as_utc(current.created_at) if current else None,
+                as_utc(current.created_at) if current else None,
                 len(keys) - (1 if current else 0),
                 count(Device.agency == a.code) or 0,
                 count(Device.agency == a.code, Device.status == "active") or 0,

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from crypto.clock import now
 from sync.schemas import COLLECTIONS, field_names
 
 from . import audit
 from .db import db
 from .errors import Conflict, NotFound, Unprocessable
-from .keystore import now
 from .models import Agency, Agreement
 
 

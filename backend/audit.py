@@ -29,9 +29,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from crypto import b64e, get_provider, signing_bytes
+from crypto.clock import now
 
 from .db import db
-from .keystore import now
 from .models import AuditEntry, AuditHead
 
 

@@ -21,6 +21,8 @@ from flask import Flask
 from sqlalchemy import make_url, select
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+from crypto.clock import as_utc
+
 from . import agencies, agreements, audit, create_app, enroll, jobs, keystore, schema, users
 from .db import db
 from .errors import HubError, NotFound, Unprocessable
@@ -176,7 +178,7 @@ def agency_list(as_json: bool) -> None:
                 "name": a.name,
                 "key": key.public_key if key else None,
                 "devices": devices,
-                "created_at": keystore.as_utc(a.created_at).isoformat(),
+                "created_at": as_utc(a.created_at).isoformat(),
             }
         )
     _emit(rows, as_json, ["code", "name", "key", "devices"])
@@ -224,7 +226,7 @@ def device_list(agency_code: str | None, as_json: bool) -> None:
             "officer": d.officer,
             "status": d.status,
             "feed_seq": d.feed_seq,
-            "last_seen_at": keystore.as_utc(d.last_seen_at).isoformat() if d.last_seen_at else None,
+            "last_seen_at": as_utc(d.last_seen_at).isoformat() if d.last_seen_at else None,
         }
         for d in db.session.scalars(query)
     ]
@@ -245,7 +247,7 @@ def device_proof(device_id: str) -> None:
     proof = [
         {
             "seq": e.seq,
-            "detected_at": keystore.as_utc(e.detected_at).isoformat(),
+            "detected_at": as_utc(e.detected_at).isoformat(),
             "held": e.held,
             "offered": e.offered,
         }
@@ -351,8 +353,7 @@ def user_remove(name: str) -> None:
 def user_list(as_json: bool) -> None:
     """List web view accounts."""
     rows = [
-        {"name": u.name, "role": u.role, "created_at": keystore.as_utc(u.created_at).isoformat()}
-        for u in users.list_users()
+        {"name": u.name, "role": u.role, "created_at": as_utc(u.created_at).isoformat()} for u in users.list_users()
     ]
     _emit(rows, as_json, ["name", "role", "created_at"])
 
@@ -419,10 +420,8 @@ def jobs_list(as_json: bool) -> None:
                 "name": job.name,
                 "every_s": current_app.config[job.interval_setting],
                 "last_outcome": row.last_outcome if row else None,
-                "last_finished_at": keystore.as_utc(row.last_finished_at).isoformat()
-                if row and row.last_finished_at
-                else None,
-                "next_run_at": keystore.as_utc(row.next_run_at).isoformat() if row else None,
+                "last_finished_at": as_utc(row.last_finished_at).isoformat() if row and row.last_finished_at else None,
+                "next_run_at": as_utc(row.next_run_at).isoformat() if row else None,
                 "runs": row.runs if row else 0,
                 "summary": row.last_summary if row else None,
                 "help": job.help,

@@ -26,13 +26,13 @@ from flask import current_app, has_request_context, request
 from sqlalchemy import select
 
 from crypto import VerifyKey, b64e, get_provider
+from crypto.clock import as_utc, now
 from crypto.errors import CryptoError
 from sync.hlc import Clock
 
 from . import audit, keystore
 from .db import db
 from .errors import Conflict, Forbidden, HubError, NotFound, Unauthorized, Unprocessable
-from .keystore import as_utc, now
 from .models import Agency, Device, EnrollmentToken
 
 

@@ -40,9 +40,10 @@ from flask import Flask
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from crypto.clock import now as hub_now
+
 from . import audit
 from .db import db
-from .keystore import now as hub_now
 from .models import JobRun
 
 logger = logging.getLogger("fieldsync.hub")

@@ -16,7 +16,7 @@ Rules this module owns:
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,21 +37,12 @@ from crypto import (
     unwrap_private_key,
     wrap_private_key,
 )
+from crypto.clock import now
 from crypto.errors import CryptoError
 
 from .db import db
 from .errors import Conflict, HubError, NotFound
 from .models import Agency, AgencyKey, HubKey, RegistryEntry
-
-
-def now() -> datetime:
-    """The hub's time, to the second (what signed objects carry)."""
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """A stored time as aware UTC (SQLite hands back naive UTC, PostgreSQL aware)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 # -- the key-encryption key -------------------------------------------------

@@ -19,10 +19,11 @@ from typing import Any
 from sqlalchemy import select
 
 from crypto import b64d, b64e, get_provider, sign_checkpoint
+from crypto.clock import now
 from sync import Change
 
 from .db import db
-from .keystore import hub_key, now
+from .keystore import hub_key
 from .models import LogEntry, LogHead
 
 

@@ -43,6 +43,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from crypto import change_hash
+from crypto.clock import now
 from sync import (
     Change,
     ChangeRejected,
@@ -63,7 +64,6 @@ from sync.hlc import Clock
 from . import agreements, audit, keystore, log, records
 from .db import db
 from .errors import PayloadTooLarge, Unprocessable
-from .keystore import now
 from .models import ConflictRow, Device, DoubleBookingRow, Equivocation, HeldChange, Record
 from .pushbatch import Batch, Link, Refused, envelope_refusal
 

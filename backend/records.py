@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from crypto.clock import now
 from sync import RecordState, Version
 
 from .db import db
-from .keystore import now
 from .models import Record
 
 

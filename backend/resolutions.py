@@ -29,6 +29,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from crypto.clock import now
 from sync import (
     DELETED,
     HUB_DEVICE,
@@ -48,7 +49,6 @@ from sync import (
 from . import audit, keystore, log, records
 from .db import db
 from .errors import Conflict, HubError, NotFound, Unprocessable
-from .keystore import now
 from .models import ConflictRow, DoubleBookingRow, LogEntry, LogHead, Record
 from .push import Refused, check_reservation, resource_owner, store_conflicts
 

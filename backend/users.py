@@ -6,10 +6,11 @@ import nacl.exceptions
 import nacl.pwhash
 from sqlalchemy import func, select
 
+from crypto.clock import now
+
 from . import audit
 from .db import db
 from .errors import Conflict, NotFound, Unprocessable
-from .keystore import now
 from .models import User
 
 ROLES = ("admin", "staff")

@@ -17,6 +17,7 @@ from .checkpoints import (
     verify_checkpoint,
     verify_request,
 )
+from .clock import as_utc, format_time, now, parse_time, stamp, utcnow
 from .encoding import b64d, b64e
 from .errors import (
     CanonicalError,
@@ -53,7 +54,6 @@ from .sealed import (
     wrap_private_key,
     write_sealed_key,
 )
-from .timestamps import format_time, parse_time, utcnow
 
 __all__ = [
     "CanonicalError",
@@ -88,12 +88,14 @@ __all__ = [
     "change_hash",
     "entry_hash",
     "field_digest",
+    "as_utc",
     "format_time",
     "get_provider",
     "hub_entry",
     "issue_certificate",
     "new_salt",
     "open_private_key",
+    "now",
     "parse_time",
     "read_certificate",
     "read_sealed_key",
@@ -107,6 +109,7 @@ __all__ = [
     "sign_request",
     "signing_bytes",
     "unwrap_private_key",
+    "stamp",
     "utcnow",
     "verify_certificate",
     "verify_change",

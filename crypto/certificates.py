@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from .canonical import signing_bytes
+from .clock import format_time, parse_time, utcnow
 from .encoding import b64d, b64e
 from .errors import CanonicalError, KeyFormatError, VerificationError
 from .keys import SigningKey, VerifyKey
 from .provider import SIGNATURE_BYTES
-from .timestamps import format_time, parse_time, utcnow
 
 TYPE = "fieldsync-device-certificate/1"
 _FIELDS = ("type", "device_id", "device_key", "agency", "officer", "not_before", "not_after", "issuer_key")

@@ -17,11 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from .canonical import signing_bytes
+from .clock import format_time, parse_time
 from .encoding import b64d, b64e
 from .errors import CanonicalError, KeyFormatError, VerificationError
 from .keys import SigningKey, VerifyKey
 from .provider import SIGNATURE_BYTES, get_provider
-from .timestamps import format_time, parse_time
 
 
 @dataclass(frozen=True, slots=True)

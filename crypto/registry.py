@@ -25,11 +25,11 @@ from typing import Any
 
 from .canonical import signing_bytes
 from .certificates import Certificate, read_certificate, verify_certificate
+from .clock import format_time, parse_time
 from .encoding import b64d, b64e
 from .errors import CanonicalError, KeyFormatError, VerificationError
 from .keys import SigningKey, VerifyKey
 from .provider import SIGNATURE_BYTES, get_provider
-from .timestamps import format_time, parse_time
 
 _SIGNATURES = ("signature", "new_signature")
 

@@ -67,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from crypto import KeyRegistry, VerificationError, VerifiedChange, verify_checkpoint
+from crypto.clock import stamp
 from sync import (
     HUB_DEVICE,
     Change,
@@ -132,7 +133,7 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
     """Push, then pull. Raises HubUnavailable (retry), HubRefused or HubUntrusted (stop)."""
     report = SyncReport()
     commit_every = configured_commit_changes()  # a bad setting stops the sync before anything is sent
-    device.replica.set("last_try_at", state.stamp())  # kept apart from last_sync_at: a failed try is not a sync
+    device.replica.set("last_try_at", stamp())  # kept apart from last_sync_at: a failed try is not a sync
     try:
         alarm = device.replica.get("hub_alarm")
         if alarm:
@@ -162,7 +163,7 @@ def sync(device: Device, client: HubClient, *, progress: Progress | None = None)
         if offset is not None and offset != device.replica.get("hub_clock_offset", 0.0):
             device.replica.set("hub_clock_offset", offset)
     device.replica.set("last_sync_error", None)  # first: whoever sees the new last_sync_at sees no old error
-    device.replica.set("last_sync_at", state.stamp())
+    device.replica.set("last_sync_at", stamp())
     return report
 
 
@@ -244,7 +245,7 @@ def push(device: Device, client: HubClient, report: SyncReport) -> None:
 def _mark(replica: Any, seq: int, status: str, reason: str | None = None, details: Any = None) -> None:
     replica.conn.execute(
         "UPDATE outbox SET status = ?, reason = ?, details = ?, updated_at = ? WHERE seq = ?",
-        (status, reason, json.dumps(details) if details else None, state.stamp(), seq),
+        (status, reason, json.dumps(details) if details else None, stamp(), seq),
     )
 
 
@@ -615,7 +616,7 @@ def _apply_page(
                         wire.get("record_id") if isinstance(wire, dict) else None,
                         json.dumps(wire),
                         reason,
-                        state.stamp(),
+                        stamp(),
                     ),
                 )
                 logger.warning("refused a change from the hub: %s", reason)
@@ -693,7 +694,7 @@ def _alarm(device: Device, kind: str, message: str, cp: Any, checkpoint: Any, ne
             "message": message,
             "seen": {"size": cp.size, "head": cp.head, "at": checkpoint["at"]},
             "kept": newest,
-            "detected_at": state.stamp(),
+            "detected_at": stamp(),
         },
     )
     logger.error("ALERT: %s", message)
@@ -735,10 +736,10 @@ def accept_hub(device: Device, client: HubClient, *, size: int, head: str) -> di
         replica.conn.execute(
             "UPDATE outbox SET status = 'pending', reason = NULL, details = NULL, updated_at = ?"
             " WHERE status IN ('accepted', 'rejected') AND seq > ?",
-            (state.stamp(), hub_seq),
+            (stamp(), hub_seq),
         )
         record = {
-            "accepted_at": state.stamp(),
+            "accepted_at": stamp(),
             "alarm": alarm,
             "checkpoint": {"size": cp.size, "head": cp.head, "at": answer["checkpoint"]["at"]},
             "requeued": requeued,

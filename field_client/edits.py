@@ -25,6 +25,7 @@ import re
 import uuid
 from typing import Any
 
+from crypto.clock import stamp
 from sync import ValidationError, make_change, validate_values
 from sync.schemas import UUID_RE
 
@@ -126,7 +127,7 @@ def _write(
         state.apply_change(replica, change)
         replica.conn.execute(
             "INSERT INTO outbox(seq, change_id, record_id, wire, status, updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
-            (seq, change.id, record_id, json.dumps(wire), state.stamp()),
+            (seq, change.id, record_id, json.dumps(wire), stamp()),
         )
         device.record_feed(seq, change.hash)
         replica.set("clock", str(clock.last))

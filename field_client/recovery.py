@@ -32,8 +32,8 @@ import json
 from typing import Any
 
 from crypto import change_hash
+from crypto.clock import stamp
 
-from . import state
 from .device import Device
 
 PENDING = ("pending", "held")
@@ -81,7 +81,7 @@ def reconcile(device: Device, answer: dict[str, Any], links: dict[int, str]) -> 
             replica.conn.execute(f"DELETE FROM {table}")
         replica.set("cursor", 0)
         done = {
-            "detected_at": state.stamp(),
+            "detected_at": stamp(),
             "replica_seq": local,
             "high_water": marked if mark is not None else None,
             "hub_seq": hub_seq,
@@ -100,7 +100,7 @@ def reconcile(device: Device, answer: dict[str, Any], links: dict[int, str]) -> 
 
 def _mark(replica: Any, seq: int, status: str, reason: str) -> None:
     replica.conn.execute(
-        "UPDATE outbox SET status = ?, reason = ?, updated_at = ? WHERE seq = ?", (status, reason, state.stamp(), seq)
+        "UPDATE outbox SET status = ?, reason = ?, updated_at = ? WHERE seq = ?", (status, reason, stamp(), seq)
     )
 
 

@@ -27,19 +27,15 @@ Rules this module owns:
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from crypto import VerifiedChange
+from crypto.clock import stamp
 from sync import Change, RecordState, Version, apply, find_double_bookings
 
 from .replica import Replica
-
-
-def stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def load(replica: Replica, record_id: str) -> RecordState | None:

@@ -14,12 +14,13 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from wtforms.fields.choices import SelectChoice
 
+from crypto.clock import as_utc, now
+
 from .. import agencies, agreements, audit, enroll, users
 from ..auth import roles_required
 from ..auth.accounts import actor
 from ..db import db
 from ..errors import HubError
-from ..keystore import as_utc, now
 from ..models import Agency, AgencyKey, Agreement, Device, User, WebSession
 from ..web import sorting
 from ..web.nav import register_nav

@@ -11,6 +11,7 @@ from marshmallow import Schema
 from marshmallow import ValidationError as MarshmallowError
 
 from crypto import format_time
+from crypto.clock import as_utc, now
 from sync.schemas import UUID_RE
 
 from .. import audit, feed, keystore, provenance, pull, push
@@ -31,7 +32,7 @@ PULL_SEEN_EVERY = 30  # seconds: how stale a device's last_pull_at may be while 
 def _hub_time(response: Any) -> Any:
     """Every API answer, errors included, carries the hub's clock: a laptop whose clock is off
     learns the offset from it and signs its next request in hub time (field_client/transport.py)."""
-    response.headers[HUB_TIME_HEADER] = format_time(keystore.now())
+    response.headers[HUB_TIME_HEADER] = format_time(now())
     return response
 
 
@@ -83,9 +84,9 @@ def sync_pull() -> Any:
     page = pull.page(device.agency, args["cursor"], limit)
     # the dashboard's "last pull": written at a pull's last page, and during a long pull when it
     # is PULL_SEEN_EVERY seconds old, not at every page (each write is a commit of its own)
-    moment = keystore.now()
+    moment = now()
     last = device.last_pull_at
-    if not page.more or last is None or (moment - keystore.as_utc(last)).total_seconds() >= PULL_SEEN_EVERY:
+    if not page.more or last is None or (moment - as_utc(last)).total_seconds() >= PULL_SEEN_EVERY:
         device.last_pull_at = moment
     db.session.commit()
     return current_app.response_class(page.body(), mimetype="application/json")

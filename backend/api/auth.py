@@ -36,11 +36,11 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from crypto import VerificationError, VerifyKey, format_time, verify_request
+from crypto.clock import now
 
 from .. import audit
 from ..db import db
 from ..errors import Forbidden, HubError, PayloadTooLarge, Unauthorized
-from ..keystore import now
 from ..models import Device, Nonce
 from . import text
 

@@ -29,9 +29,10 @@ from functools import lru_cache
 from flask import current_app
 from sqlalchemy import select
 
+from crypto.clock import as_utc, now
+
 from .. import audit
 from ..db import db
-from ..keystore import as_utc, now
 from ..models import User
 from ..users import check_password, hash_password
 

@@ -41,10 +41,11 @@ from sqlalchemy import delete
 from sqlalchemy.exc import OperationalError
 from werkzeug.datastructures import CallbackDict
 
+from crypto.clock import as_utc, now
+
 from .. import audit
 from ..db import db
 from ..errors import Unavailable
-from ..keystore import as_utc, now
 from ..models import User, WebSession
 
 NO_SESSION_PREFIXES = ("/api/", "/healthz", "/static/")

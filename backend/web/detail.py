@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from crypto.clock import as_utc
 from sync import DELETED, HUB_DEVICE, Change, ProvenanceError, Verifier, Version
 from sync.provenance import hlc_time
 
@@ -159,7 +160,7 @@ def load(record_id: str) -> RecordView:
                 change_id=entry.change_id,
                 author=_author(entry, device, wire),
                 at=_time(entry.hlc),
-                accepted_at=keystore.as_utc(entry.accepted_at),
+                accepted_at=as_utc(entry.accepted_at),
                 fields=written,
                 withheld=frozenset(name for name, item in items if "digest" in item),
                 deleted=bool(wire.get("deleted")),

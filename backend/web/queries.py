@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
+from crypto.clock import as_utc, now
+
 from .. import audit
 from ..db import db
 from ..errors import BadRequest
-from ..keystore import as_utc, now
 from ..models import Agency, AuditEntry, AuditHead, ConflictRow, Device, DoubleBookingRow, LogEntry, Record
 from . import paging
 from .sorting import Sort, choose, sort_rows

@@ -28,7 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import agent, state
+from crypto.clock import stamp
+
+from .. import agent
 from ..device import Device
 from ..errors import ClientError, HubRefused, HubUnavailable, HubUntrusted
 from ..replica import Replica
@@ -111,21 +113,21 @@ class Syncer:
             device = Device(replica)
             report = agent.sync(device, self.client_factory(device))
             self.failures = 0
-            self._set(Outcome("ok", "synced", state.stamp(), report.to_json()))
+            self._set(Outcome("ok", "synced", stamp(), report.to_json()))
         except HubUnavailable as exc:
             self.failures += 1
-            self._set(Outcome("unreachable", str(exc), state.stamp()))
+            self._set(Outcome("unreachable", str(exc), stamp()))
         except HubUntrusted as exc:
             self._auto = False
-            self._set(Outcome("untrusted", str(exc), state.stamp()))
+            self._set(Outcome("untrusted", str(exc), stamp()))
         except HubRefused as exc:
             self._auto = False
-            self._set(Outcome("refused", str(exc), state.stamp()))
+            self._set(Outcome("refused", str(exc), stamp()))
         except ClientError as exc:  # pragma: no cover - e.g. a replica problem
-            self._set(Outcome("error", str(exc), state.stamp()))
+            self._set(Outcome("error", str(exc), stamp()))
         except Exception as exc:  # never let the thread die silently: say it on the page
             logger.exception("sync failed")
-            self._set(Outcome("error", f"{type(exc).__name__}: {exc}", state.stamp()))
+            self._set(Outcome("error", f"{type(exc).__name__}: {exc}", stamp()))
 
     def _set(self, outcome: Outcome) -> None:
         with self._lock:

@@ -17,8 +17,8 @@ from werkzeug.serving import make_server
 
 from backend import create_app, jobs
 from backend.db import db
-from backend.keystore import as_utc, now
 from backend.models import AuditEntry, JobRun
+from crypto.clock import as_utc, now
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from backend.db import db
 from backend.errors import HubError
 from backend.models import HubKey
 from crypto import SigningKey
+from crypto.clock import now
 
 
 def test_the_kept_hub_key_is_the_current_rows_and_a_new_one_is_unwrapped_at_its_first_use(app: Flask) -> None:
@@ -37,7 +38,7 @@ def test_the_kept_hub_key_is_the_current_rows_and_a_new_one_is_unwrapped_at_its_
 def test_a_retired_hub_key_is_not_used(app: Flask) -> None:
     with app.app_context():
         keystore.hub_key()
-        db.session.query(HubKey).update({"retired_at": keystore.now()})
+        db.session.query(HubKey).update({"retired_at": now()})
         db.session.commit()
         with pytest.raises(HubError, match="no key yet"):
             keystore.hub_key()

@@ -14,6 +14,7 @@ from backend import keystore
 from backend.db import db
 from backend.models import LogEntry, LogHead, RegistryEntry
 from crypto import KeyRegistry, VerificationError, verify_checkpoint
+from crypto.clock import as_utc
 from sync import ProvenanceError, Verifier
 
 from .helpers import RESOURCE, Hub, Officer, error_body, raw, rows
@@ -327,7 +328,7 @@ def test_last_pull_at_is_written_at_a_pulls_last_page_and_while_it_is_old_not_at
 
     def seen() -> datetime | None:
         (device,) = rows(hub.app, Device, Device.id == lee.device_id)
-        return keystore.as_utc(device.last_pull_at) if device.last_pull_at else None
+        return as_utc(device.last_pull_at) if device.last_pull_at else None
 
     def set_seen(moment: datetime) -> None:
         with hub.app.app_context():

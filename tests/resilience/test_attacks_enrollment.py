@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import update
 
 from backend.db import db
-from backend.keystore import now
 from backend.models import EnrollmentToken
 from crypto import SigningKey, b64e
+from crypto.clock import now
 from tests.backend.conftest import app, database_url, hub, live  # noqa: F401 - fixtures
 from tests.backend.helpers import Hub, Officer, error_body, raw
 

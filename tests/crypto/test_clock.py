@@ -1,4 +1,4 @@
-"""crypto.timestamps: one text form per instant in signed objects."""
+"""crypto.clock: one text form per instant in signed objects, and the current time."""
 
 from __future__ import annotations
 
