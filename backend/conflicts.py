@@ -2,8 +2,8 @@
 
 Rules this module owns:
 
-- What sync.conflicts finds (two concurrent values of one field; two live
-  bookings of one resource that overlap) is queued as an ``open`` row for
+- What sync.conflicts finds (two concurrent values of one field; two
+  approved, live bookings of one resource that overlap) is queued as an ``open`` row for
   command staff, once: a row is keyed by the finding's id, which names what it
   is about, so finding it again (another push, a resolution) adds nothing.
 - A conflict row is owned by the record's agency; a double booking is found
