@@ -7,10 +7,9 @@ Rules this module owns:
   with the ``withhold`` fields reduced to digests, and lets B write the
   ``write`` fields of those records. B can neither create nor delete A's
   records.
-- Reservations: a reservation belongs to the agency that asks. The agency that
-  owns the booked resource may always set its ``state`` (approve, decline);
-  only that agency may put a reservation in ``approved`` (so booking one's
-  own resource is approved at once, anyone else's starts ``requested``).
+- This module keeps agreements and answers what one grants; whether a given
+  change may be written is backend.policy's decision (and a booking's, with
+  sync.reservations: who may approve, decline or cancel).
 """
 
 from __future__ import annotations
