@@ -129,3 +129,8 @@ def remove(from_agency: str, to_agency: str, *, actor: str) -> None:
         raise NotFound(f"no agreement from {from_agency} to {to_agency}")
     db.session.delete(row)
     audit.record("agreement.remove", actor=actor, agency=from_agency, object=f"{from_agency}->{to_agency}")
+
+
+def listing() -> list[Agreement]:
+    """Every agreement, by sharing agency and then receiving agency."""
+    return list(db.session.scalars(select(Agreement).order_by(Agreement.from_agency, Agreement.to_agency)))
