@@ -51,8 +51,8 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a pulled change's clock may run ahead of the laptop's before it is refused, and the "
         "laptop's clock may differ from the hub's before sync stops.",
     ),
-    Setting("CONNECT_TIMEOUT", 5.0, "Seconds `sync` waits for the hub to accept a connection (above 0, at most 3600)."),
-    Setting("READ_TIMEOUT", 30.0, "Seconds `sync` waits for the hub to answer (above 0, at most 3600)."),
+    Setting("CONNECT_TIMEOUT", 5, "Seconds `sync` waits for the hub to accept a connection (above 0, at most 3600)."),
+    Setting("READ_TIMEOUT", 30, "Seconds `sync` waits for the hub to answer (above 0, at most 3600)."),
     Setting(
         "PULL_COMMIT",
         5000,
