@@ -1,8 +1,16 @@
 """Agencies and their keys as administrators manage them: one path for the CLI and the admin pages.
 
-backend.keystore does the key work (sealing, registry entries); this module
-adds the checks a person's input needs and the audit entry, so that
-``fieldsync-hub agency create`` and the admin page's form do exactly the same.
+Rules this module owns:
+
+- An agency code matches sync.schemas.AGENCY_RE (2-32 capitals, digits, - or
+  _, starting with a letter); its name, trimmed, is 1 to 200 characters.
+- Creating an agency and rotating its key each write one audit entry in the
+  same transaction; the key work itself (sealing, registry entries) is
+  backend.keystore's. So ``fieldsync-hub agency create`` and the admin page's
+  form do exactly the same.
+- An agency's current key is its one key not retired; :func:`overview` is the
+  one read of agencies with their keys and devices (the CLI's ``agency list``
+  and the admin agencies page).
 """
 
 from __future__ import annotations
@@ -43,8 +51,7 @@ def create(code: str, name: str, *, actor: str) -> Agency:
 
 def rotate_key(code: str, *, actor: str) -> AgencyKey:
     """A new agency key, cross-signed by the old one; old signatures stay verifiable."""
-    if db.session.get(Agency, code) is None:
-        raise NotFound(f"unknown agency {code}")
+    get(code)
     row = keystore.rotate_agency_key(code)
     audit.record("agency.rotate_key", actor=actor, agency=code, object=code, details={"new_key": row.public_key})
     return row
@@ -62,10 +69,22 @@ class AgencyView:
     active_devices: int
 
 
+def listing() -> list[Agency]:
+    """Every agency, by code."""
+    return list(db.session.scalars(select(Agency).order_by(Agency.code)))
+
+
+def get(code: str) -> Agency:
+    agency = db.session.get(Agency, code)
+    if agency is None:
+        raise NotFound(f"unknown agency {code}")
+    return agency
+
+
 def overview() -> list[AgencyView]:
     """Every agency with its current key, how many keys it retired and its devices."""
     out = []
-    for a in db.session.scalars(select(Agency).order_by(Agency.code)):
+    for a in listing():
         keys = list(db.session.scalars(select(AgencyKey).where(AgencyKey.agency == a.code)))
         current = next((k for k in keys if k.retired_at is None), None)
         count = lambda *where: db.session.scalar(select(func.count()).select_from(Device).where(*where))  # noqa: E731

@@ -7,10 +7,9 @@ Rules this module owns:
   with the ``withhold`` fields reduced to digests, and lets B write the
   ``write`` fields of those records. B can neither create nor delete A's
   records.
-- Reservations: a reservation belongs to the agency that asks. The agency that
-  owns the booked resource may always set its ``state`` (approve, decline);
-  only that agency may put a reservation in ``approved`` (so booking one's
-  own resource is approved at once, anyone else's starts ``requested``).
+- This module keeps agreements and answers what one grants; whether a given
+  change may be written is backend.policy's decision (and a booking's, with
+  sync.reservations: who may approve, decline or cancel).
 """
 
 from __future__ import annotations
@@ -130,3 +129,8 @@ def remove(from_agency: str, to_agency: str, *, actor: str) -> None:
         raise NotFound(f"no agreement from {from_agency} to {to_agency}")
     db.session.delete(row)
     audit.record("agreement.remove", actor=actor, agency=from_agency, object=f"{from_agency}->{to_agency}")
+
+
+def listing() -> list[Agreement]:
+    """Every agreement, by sharing agency and then receiving agency."""
+    return list(db.session.scalars(select(Agreement).order_by(Agreement.from_agency, Agreement.to_agency)))

@@ -8,9 +8,8 @@ Rules this module owns:
 - Entry ``n`` stores ``prev`` (hash of entry ``n-1``) and its own ``hash`` =
   SHA-256 of the canonical entry under the ``audit`` domain. ``audit_head``
   holds the size and last hash, so deleting entries at the end is caught too.
-- Appending locks ``audit_head`` (after ``log_head`` when both are needed, so
-  two transactions never wait on each other in a circle) and happens in the
-  same transaction as the action it records.
+- Appending locks ``audit_head`` (backend.chain: after ``log_head`` when both
+  are needed) and happens in the same transaction as the action it records.
 - :func:`verify` recomputes the chain and names the first entry that was
   edited, removed or inserted.
 - Appending to a broken chain still works and stays a sound link: the new
@@ -31,6 +30,7 @@ from sqlalchemy import func, select
 from crypto import b64e, get_provider, signing_bytes
 from crypto.clock import now
 
+from . import chain
 from .db import db
 from .models import AuditEntry, AuditHead
 
@@ -51,15 +51,6 @@ def _body(entry: AuditEntry) -> dict[str, Any]:
         "details": entry.details,
         "prev": entry.prev,
     }
-
-
-def _lock_head() -> AuditHead:
-    head = db.session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
-    if head is None:
-        head = AuditHead(id=1, size=0, head=None)
-        db.session.add(head)
-        db.session.flush()
-    return head
 
 
 ACTOR_LENGTH, AGENCY_LENGTH, OBJECT_LENGTH = 200, 32, 300  # the columns' sizes (backend/models.py)
@@ -83,7 +74,7 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append one entry in the current transaction (the caller commits)."""
-    head = _lock_head()
+    head = chain.lock(AuditHead)
     # an entry slipped in behind the head's back holds seq size+1: never collide with it (the
     # new entry still links to the head, so verify keeps naming the intruder)
     top = db.session.scalar(select(func.max(AuditEntry.seq))) or 0
@@ -100,7 +91,7 @@ def record(
     )
     entry.hash = _hash(_body(entry))
     db.session.add(entry)
-    head.size, head.head = entry.seq, entry.hash
+    chain.advance(head, entry.seq, entry.hash)
     return entry
 
 

@@ -1,7 +1,18 @@
 """``fieldsync-hub``: the hub administrator's command line.
 
-Each command opens the app, calls one backend function, commits, and prints
-a short answer; a HubError becomes one line on stderr and exit status 1.
+Rules this module owns:
+
+- Each command opens the app, calls library functions (backend.bootstrap,
+  agencies, devices, enroll, agreements, users, audit, log, jobs), commits,
+  and prints a short answer: text, or ``--json`` for lists. It holds no model
+  query and calls no private name of another module
+  (tests/backend/test_cli.py reads this module to hold it to that), so the
+  admin pages and the CLI share one path.
+- A HubError becomes one line on stderr and exit status 1; so does a database
+  that is missing its tables or cannot be reached, naming the database
+  without its password.
+- Passwords come from the environment or a terminal prompt, never from an
+  option (they would stay in the shell's history).
 """
 
 from __future__ import annotations
@@ -9,24 +20,21 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import secrets
 import sys
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import Any
 
 import click
 from flask import Flask
-from sqlalchemy import make_url, select
+from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from crypto.clock import as_utc
 
-from . import agencies, agreements, audit, create_app, enroll, jobs, keystore, schema, users
+from . import agencies, agreements, audit, bootstrap, create_app, devices, enroll, jobs, keystore, log, users
 from .db import db
-from .errors import HubError, NotFound, Unprocessable
-from .models import Agency, AgencyKey, Agreement, Device, Equivocation, HubKey, LogHead
+from .errors import HubError, Unprocessable
 
 ACTOR = f"cli:{getpass.getuser()}"
 
@@ -99,33 +107,22 @@ def main() -> None:
 @hub_command
 def init(admin_name: str) -> None:
     """Create the database, the keys and the first admin account (safe to re-run: applies migrations)."""
-    from flask import current_app
 
-    instance = Path(current_app.instance_path)
-    config_file = instance / "config.py"
-    if not current_app.config.get("SECRET_KEY") and not config_file.exists():
-        fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"SECRET_KEY = {secrets.token_urlsafe(48)!r}\n")
-    kek_source = keystore.ensure_kek()
-    schema.upgrade()
-    if db.session.get(LogHead, 1) is None:
-        db.session.add(LogHead(id=1, size=0, head=None))
-    if db.session.scalar(select(HubKey)) is not None:
-        db.session.commit()
+    def password() -> str:
+        secret = os.environ.get("FIELDSYNC_ADMIN_PASSWORD")
+        if secret is None:
+            if not sys.stdin.isatty():
+                raise HubError("set FIELDSYNC_ADMIN_PASSWORD or run init in a terminal to choose the admin password")
+            secret = click.prompt(f"password for {admin_name}", hide_input=True, confirmation_prompt=True)
+        return secret
+
+    done = bootstrap.initialize(admin_name, password, actor=ACTOR)
+    if done.already:
         click.echo(f"hub already initialized; schema is up to date ({_database()})")
         return
-    password = os.environ.get("FIELDSYNC_ADMIN_PASSWORD")
-    if password is None:
-        if not sys.stdin.isatty():
-            raise HubError("set FIELDSYNC_ADMIN_PASSWORD or run init in a terminal to choose the admin password")
-        password = click.prompt(f"password for {admin_name}", hide_input=True, confirmation_prompt=True)
-    keystore.create_hub_key()
-    users.add_user(admin_name, "admin", password, actor=ACTOR)
-    audit.record("hub.init", actor=ACTOR, details={"kek": "environment" if kek_source == "FIELDSYNC_KEK" else "file"})
     click.echo(f"hub initialized: database {_database()}")
-    click.echo(f"key-encryption key: {kek_source}")
-    click.echo(f"admin account: {admin_name}")
+    click.echo(f"key-encryption key: {done.kek_source}")
+    click.echo(f"admin account: {done.admin}")
 
 
 @main.command()
@@ -151,7 +148,7 @@ def agency_create(code: str, name: str) -> None:
     if not name.strip():
         raise Unprocessable("--name must not be empty")
     agencies.create(code, name, actor=ACTOR)
-    click.echo(f"agency {code} created; key {keystore._current_row(code).public_key[:16]}…")
+    click.echo(f"agency {code} created; key {keystore.current_agency_key(code).public_key[:16]}…")
 
 
 @agency.command("rotate-key")
@@ -168,19 +165,10 @@ def agency_rotate(code: str) -> None:
 @hub_command
 def agency_list(as_json: bool) -> None:
     """List agencies."""
-    rows = []
-    for a in db.session.scalars(select(Agency).order_by(Agency.code)):
-        key = db.session.scalar(select(AgencyKey).where(AgencyKey.agency == a.code, AgencyKey.retired_at.is_(None)))
-        devices = db.session.query(Device).filter(Device.agency == a.code).count()
-        rows.append(
-            {
-                "code": a.code,
-                "name": a.name,
-                "key": key.public_key if key else None,
-                "devices": devices,
-                "created_at": as_utc(a.created_at).isoformat(),
-            }
-        )
+    rows = [
+        {"code": a.code, "name": a.name, "key": a.key, "devices": a.devices, "created_at": a.created_at.isoformat()}
+        for a in agencies.overview()
+    ]
     _emit(rows, as_json, ["code", "name", "key", "devices"])
 
 
@@ -216,9 +204,6 @@ def device_revoke(device_id: str, reason: str) -> None:
 @hub_command
 def device_list(agency_code: str | None, as_json: bool) -> None:
     """List devices."""
-    query = select(Device).order_by(Device.agency, Device.enrolled_at)
-    if agency_code:
-        query = query.where(Device.agency == agency_code)
     rows = [
         {
             "id": d.id,
@@ -228,7 +213,7 @@ def device_list(agency_code: str | None, as_json: bool) -> None:
             "feed_seq": d.feed_seq,
             "last_seen_at": as_utc(d.last_seen_at).isoformat() if d.last_seen_at else None,
         }
-        for d in db.session.scalars(query)
+        for d in devices.listing(agency_code)
     ]
     _emit(rows, as_json, ["id", "agency", "officer", "status", "feed_seq", "last_seen_at"])
 
@@ -239,21 +224,7 @@ def device_list(agency_code: str | None, as_json: bool) -> None:
 def device_proof(device_id: str) -> None:
     """The proof a device was quarantined on: both signed changes at each seq where it equivocated
     (JSON, verifiable offline: each change carries its signature)."""
-    if db.session.get(Device, device_id) is None:
-        raise NotFound(f"no device {device_id}")
-    found = db.session.scalars(
-        select(Equivocation).where(Equivocation.device == device_id).order_by(Equivocation.id)
-    ).all()
-    proof = [
-        {
-            "seq": e.seq,
-            "detected_at": as_utc(e.detected_at).isoformat(),
-            "held": e.held,
-            "offered": e.offered,
-        }
-        for e in found
-    ]
-    click.echo(json.dumps(proof, indent=2))
+    click.echo(json.dumps(devices.proof(device_id), indent=2))
 
 
 # -- agreements -------------------------------------------------------------
@@ -312,7 +283,7 @@ def agreement_list(as_json: bool) -> None:
             "withhold": ",".join(a.withhold),
             "write": ",".join(a.write),
         }
-        for a in db.session.scalars(select(Agreement).order_by(Agreement.from_agency, Agreement.to_agency))
+        for a in agreements.listing()
     ]
     _emit(rows, as_json, ["from", "to", "collections", "withhold", "write"])
 
@@ -390,8 +361,8 @@ def log_head(as_json: bool) -> None:
     After a restore from backup (or a move) laptops that saw a longer or another history stop
     with ROLLBACK or FORK; read these values here, on the hub itself, and give them to each
     officer for `fieldsync accept-hub --size N --head HEAD`."""
-    head = db.session.get(LogHead, 1)
-    size, value = (head.size, head.head) if head is not None else (0, None)
+    head = log.read_head()
+    size, value = head.size, head.head
     if as_json:
         click.echo(json.dumps({"size": size, "head": value}))
     else:
@@ -409,24 +380,19 @@ def jobs_group() -> None:
 @hub_command
 def jobs_list(as_json: bool) -> None:
     """Every job, its interval and its last run."""
-    from flask import current_app
-
-    seen = {row.name: row for row in jobs.runs()}
-    rows = []
-    for job in jobs.JOBS.values():
-        row = seen.get(job.name)
-        rows.append(
-            {
-                "name": job.name,
-                "every_s": current_app.config[job.interval_setting],
-                "last_outcome": row.last_outcome if row else None,
-                "last_finished_at": as_utc(row.last_finished_at).isoformat() if row and row.last_finished_at else None,
-                "next_run_at": as_utc(row.next_run_at).isoformat() if row else None,
-                "runs": row.runs if row else 0,
-                "summary": row.last_summary if row else None,
-                "help": job.help,
-            }
-        )
+    rows = [
+        {
+            "name": job.name,
+            "every_s": job.every_s,
+            "last_outcome": job.last_outcome,
+            "last_finished_at": job.last_finished_at.isoformat() if job.last_finished_at else None,
+            "next_run_at": job.next_run_at.isoformat() if job.next_run_at else None,
+            "runs": job.runs,
+            "summary": job.summary,
+            "help": job.help,
+        }
+        for job in jobs.status()
+    ]
     _emit(rows, as_json, ["name", "every_s", "last_outcome", "last_finished_at", "next_run_at", "runs"])
 
 
@@ -435,12 +401,7 @@ def jobs_list(as_json: bool) -> None:
 @hub_command
 def jobs_run(name: str) -> None:
     """Run one job now (it then runs again one interval later)."""
-    from flask import current_app
-
-    if name not in jobs.JOBS:
-        raise NotFound(f"no job {name!r}; jobs: {', '.join(jobs.JOBS)}")
-    outcome = jobs.run_due(current_app._get_current_object(), only=name, force=True)[name]  # type: ignore[attr-defined]
-    summary = next((row.last_summary for row in jobs.runs() if row.name == name), None)
+    outcome, summary = jobs.run_now(name)
     if outcome != "ran":
         raise HubError(f"job {name} {outcome}: {summary}")
     click.echo(f"job {name} ran: {json.dumps(summary, default=str)}")

@@ -14,10 +14,9 @@
   ISA-L (the isal package: the same gzip format, RFC 1952, any client inflates
   it), at its level 2 (``LEVEL``). Pull pages are most of what the hub
   compresses, and the hub's CPU is shared by every laptop; a laptop on a weak
-  field link wants small bodies. Measured on a 1,000-change pull page (743 KB of
-  JSON; `bench/bench_pull.py` compares them on a whole pull): zlib level 3 (what the hub used before) ~13 us of
-  CPU per change for 228 B a change, zlib level 1 ~13 us for 238 B; ISA-L level
-  2 ~2.5 us for 231 B, level 1 ~2.5 us for 234 B, level 0 ~2.2 us for 297 B.
+  field link wants small bodies. ISA-L's level 2 makes bodies about as small as
+  zlib's level 3 for a fraction of its CPU; its level 0 saves little CPU more
+  for much larger bodies (figures: bench/README.md, bench_pull.py).
 """
 
 from __future__ import annotations

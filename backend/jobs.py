@@ -36,14 +36,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from crypto.clock import as_utc
 from crypto.clock import now as hub_now
 
 from . import audit
 from .db import db
+from .errors import NotFound
 from .models import JobRun
 
 logger = logging.getLogger("fieldsync.hub")
@@ -76,8 +78,6 @@ def verify_audit_chain(moment: datetime) -> dict[str, Any]:
 
 def purge_web_sessions(moment: datetime) -> dict[str, Any]:
     """Delete web sessions idle past the limit, logged-in or not (the banner's visitors too)."""
-    from flask import current_app
-
     from .auth import sessions
 
     return {"purged": sessions.purge_idle(current_app._get_current_object())}  # type: ignore[attr-defined]
@@ -179,6 +179,50 @@ def run_due(
 
 def runs() -> list[JobRun]:
     return list(db.session.scalars(select(JobRun).order_by(JobRun.name)))
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """One registered job as ``fieldsync-hub jobs list`` shows it (its run row's fields, or none yet)."""
+
+    name: str
+    every_s: Any  # the interval setting as configured, in seconds
+    last_outcome: str | None
+    last_finished_at: datetime | None
+    next_run_at: datetime | None
+    runs: int
+    summary: dict[str, Any] | None
+    help: str
+
+
+def status() -> list[JobStatus]:
+    """Every registered job, its interval (this app's setting) and its last run."""
+    seen = {row.name: row for row in runs()}
+    out = []
+    for job in JOBS.values():
+        row = seen.get(job.name)
+        out.append(
+            JobStatus(
+                job.name,
+                current_app.config[job.interval_setting],
+                row.last_outcome if row else None,
+                as_utc(row.last_finished_at) if row and row.last_finished_at else None,
+                as_utc(row.next_run_at) if row else None,
+                row.runs if row else 0,
+                row.last_summary if row else None,
+                job.help,
+            )
+        )
+    return out
+
+
+def run_now(name: str) -> tuple[str, dict[str, Any] | None]:
+    """Run one job now, claimed like any run (``fieldsync-hub jobs run``): its outcome and summary."""
+    if name not in JOBS:
+        raise NotFound(f"no job {name!r}; jobs: {', '.join(JOBS)}")
+    outcome = run_due(current_app._get_current_object(), only=name, force=True)[name]  # type: ignore[attr-defined]
+    summary = next((row.last_summary for row in runs() if row.name == name), None)
+    return outcome, summary
 
 
 class _Scheduler:

@@ -112,6 +112,11 @@ def reset_cache() -> None:
 
 
 # -- hub key --------------------------------------------------------------------
+def has_hub_key() -> bool:
+    """Whether a hub key was ever made (retired ones count): the hub was initialized."""
+    return db.session.scalar(select(HubKey)) is not None
+
+
 def create_hub_key() -> HubKey:
     if db.session.scalar(select(HubKey).where(HubKey.retired_at.is_(None))):
         raise Conflict("the hub key already exists")
@@ -151,7 +156,8 @@ def create_agency(code: str, name: str) -> Agency:
     return agency
 
 
-def _current_row(code: str) -> AgencyKey:
+def current_agency_key(code: str) -> AgencyKey:
+    """The agency's key row in use (the one not retired)."""
     row = db.session.scalar(select(AgencyKey).where(AgencyKey.agency == code, AgencyKey.retired_at.is_(None)))
     if row is None:
         raise NotFound(f"unknown agency {code}")
@@ -159,11 +165,11 @@ def _current_row(code: str) -> AgencyKey:
 
 
 def agency_key(code: str) -> SigningKey:
-    return _unwrap(_current_row(code).sealed)
+    return _unwrap(current_agency_key(code).sealed)
 
 
 def rotate_agency_key(code: str) -> AgencyKey:
-    old_row = _current_row(code)
+    old_row = current_agency_key(code)
     old, new, at = _unwrap(old_row.sealed), SigningKey.generate(), now()
     old_row.retired_at = at
     row = AgencyKey(agency=code, public_key=new.verify_key.to_text(), sealed=_seal(new), created_at=at)

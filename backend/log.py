@@ -1,44 +1,45 @@
-"""The change log and its head: why the pull cursor is safe under concurrency.
+"""The change log that laptops pull: numbering accepted changes and chaining them.
 
-With an auto-increment key, a transaction that took number 11 can commit after
-one that took 12; a client that pulled "after 10" in between sees 12, moves its
-cursor to 12 and never sees 11. So the hub numbers log entries itself, under a
-row lock on the single ``log_head`` row taken before the first append of a
-batch and held to commit: batches append one after another, numbers are
-assigned in commit order, and a reader never sees number n+1 committed before
-n. (SQLite serializes writers with BEGIN IMMEDIATE, to the same effect.)
+Rules this module owns:
 
-The head also carries a hash chain over the log (``chain`` of entry n =
-SHA-256(chain of n-1 || change hash)), which the hub signs as its checkpoint.
+- The hub numbers log entries itself, in commit order. With an auto-increment
+  key, a transaction that took number 11 can commit after one that took 12; a
+  client that pulled "after 10" in between sees 12, moves its cursor to 12 and
+  never sees 11. So a batch locks the single ``log_head`` row before its first
+  append and holds it to commit (backend.chain): batches append one after
+  another, and a reader never sees number n+1 committed before n.
+- Each entry carries ``chain`` = SHA-256(chain of entry n-1 || change hash),
+  the first entry's predecessor being empty; the head's size and last chain
+  value are what the hub signs as its checkpoint (:func:`checkpoint`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from crypto import b64d, b64e, get_provider, sign_checkpoint
 from crypto.clock import now
 from sync import Change
 
+from . import chain
 from .db import db
 from .keystore import hub_key
 from .models import LogEntry, LogHead
 
 
 def lock_head() -> LogHead:
-    head = db.session.scalar(select(LogHead).where(LogHead.id == 1).with_for_update())
-    if head is None:
-        head = LogHead(id=1, size=0, head=None)
-        db.session.add(head)
-        db.session.flush()
-    return head
+    """The log's head, locked until commit: take it before a batch's first append."""
+    return chain.lock(LogHead)
 
 
 def read_head() -> LogHead:
-    head = db.session.get(LogHead, 1)
-    return head if head is not None else LogHead(id=1, size=0, head=None)
+    """The log's committed size and head (no lock): what a pull page is cut at."""
+    return chain.read(LogHead)
+
+
+def ensure_head() -> None:
+    """Create the log's empty head row if it is missing (``fieldsync-hub init``)."""
+    chain.ensure(LogHead)
 
 
 def chain_hash(prev: str | None, change_hash: str) -> str:
@@ -50,12 +51,12 @@ def entry(head: LogHead, change: Change, *, resource_agency: str | None = None) 
     """Number an accepted change and advance the head; returns the log row's columns for the
     caller to insert (a push inserts a batch's rows with one executemany). The caller holds
     the head lock."""
-    chain = chain_hash(head.head, change.hash)
+    link = chain_hash(head.head, change.hash)
     row = {
         "seq": head.size + 1,
         "change_id": change.id,
         "hash": change.hash,
-        "chain": chain,
+        "chain": link,
         "device": change.device,
         "device_seq": change.seq,
         "record_id": change.record_id,
@@ -66,7 +67,7 @@ def entry(head: LogHead, change: Change, *, resource_agency: str | None = None) 
         "wire": dict(change.wire),
         "accepted_at": now(),
     }
-    head.size, head.head = row["seq"], chain
+    chain.advance(head, row["seq"], link)
     return row
 
 

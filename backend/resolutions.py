@@ -38,19 +38,22 @@ from sync import (
     Clock,
     ProvenanceError,
     RecordState,
+    ReservationRefused,
     ValidationError,
     Verifier,
     apply,
     check_resolution,
     make_change,
+    reservations,
     validate_values,
 )
 
 from . import audit, keystore, log, records
+from .conflicts import store_conflicts, store_double_bookings
 from .db import db
 from .errors import Conflict, HubError, NotFound, Unprocessable
 from .models import ConflictRow, DoubleBookingRow, LogEntry, LogHead, Record
-from .push import Refused, check_reservation, resource_owner, store_conflicts
+from .policy import booked_resource
 
 SIDES = ("winner", "loser")
 
@@ -107,10 +110,11 @@ def _commit_change(head: LogHead, row: Record, state: RecordState, change: Chang
     resource_agency = None
     if change.collection == "reservations":
         try:
-            check_reservation(stored)
-        except Refused as exc:
-            raise Unprocessable(exc.reason, details=exc.details) from None
-        resource = resource_owner(stored.resource_id)
+            reservations.check_times(stored.values)
+        except ReservationRefused as exc:
+            raise Unprocessable(exc.reason, details=exc.messages) from None
+        store_double_bookings(stored)
+        resource = booked_resource(stored.resource_id)
         resource_agency = resource.agency if resource is not None else None
     store_conflicts(change, outcome.conflicts)  # not expected (base is the current winner), but never lost
     log.append(head, change, resource_agency=resource_agency)

@@ -1,4 +1,15 @@
-"""Staff accounts: Argon2id password hashes (PyNaCl pwhash)."""
+"""Staff accounts of the web view: adding, removing and listing them.
+
+Rules this module owns:
+
+- Passwords are stored only as Argon2id hashes (PyNaCl pwhash); a password has
+  at least ``MIN_PASSWORD`` characters, a name 1 to 100, a role one of
+  ``ROLES``; names are unique.
+- Adding or removing an account writes one audit entry in the same
+  transaction; removing one ends all its web sessions at once.
+- The last admin account cannot be removed: nobody could manage the hub's
+  accounts from the web view any more.
+"""
 
 from __future__ import annotations
 

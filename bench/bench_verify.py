@@ -12,8 +12,8 @@ of ``--page`` as the hub answers a pull (``{changes: [{seq, change}], certificat
 JSON bytes). Per round, back to back:
 
 - raw Ed25519 verification of each change's signed bytes, one core (the floor's part);
-- ``field_client.verifier.verify_page`` on every page in this process (on one thread since
-  2026-12-02; an older tree's splits each page between its ``THREADS``): the whole chain a
+- ``field_client.verifier.verify_page`` on every page in this process (on one thread; an
+  older tree may split each page between its ``THREADS``): the whole chain a
   worker runs per change (decoding, certificate, registry, field digests, canonical
   header, Ed25519);
 - ``field_client.verifier.PageVerifier`` as a long pull uses it, its workers started and

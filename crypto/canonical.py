@@ -166,7 +166,7 @@ def _plain_bytes(obj: Any) -> bytes:
     """The JCS bytes of a plain value (see :func:`_plain`). orjson with sorted keys first: on
     plain values it writes the same bytes (strings escaped alike: only ``"``, ``\\`` and
     U+0000-U+001F, in the short forms where there are some, else ``\\u00xx`` in lower case;
-    everything else as UTF-8), at about an eighth of the C encoder's cost, and a change's
+    everything else as UTF-8), at a fraction of the C encoder's cost, and a change's
     signed bytes are made at every verification. What orjson refuses (a lone surrogate, nesting
     deeper than its limit) goes to the standard library's C encoder, which raises or agrees."""
     try:

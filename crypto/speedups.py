@@ -8,8 +8,8 @@ Rules this module owns:
   is None and crypto.changes runs its Python path alone, which gives the same bytes.
 - A build is used only if it was built from the source beside it (the digest it
   carries, ``SOURCE_SHA256``): an edited _speedups.c is never shadowed by an older
-  build. Until it is built again (``make``, or ``pip install -e .``) the Python path
-  runs, with a warning. An installed copy with no source beside it is used as it is.
+  build. The Python path runs, with a warning, until it is built again (``make``, or
+  ``pip install -e .``). An installed copy with no source beside it is used as it is.
 - ``FIELDSYNC_SPEEDUPS=0`` turns it off (to compare the two, or rule it out).
 """
 

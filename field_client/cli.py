@@ -9,7 +9,6 @@ The arguments' own checks and the one-line error rule are in field_client.argume
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from crypto import SigningKey
 from crypto.errors import CryptoError
 from sync import SyncError
 
-from . import agent, edits, inputs, recovery, replica, state
+from . import agent, edits, hubtrust, inputs, overview, recovery, replica, settings, state
 from .arguments import OneLineErrors, check_home, check_hub, check_token, first_missing, one_line
 from .bundle import verify_bundle
 from .device import Device, enroll_into
@@ -40,12 +39,8 @@ COLUMNS = {
 }
 
 
-def default_home() -> str:
-    return os.environ.get("FIELDSYNC_HOME") or str(Path.home() / ".fieldsync")
-
-
 def passphrase(confirm: bool = False) -> str:
-    value = os.environ.get("FIELDSYNC_PASSPHRASE")
+    value = settings.passphrase()
     if value is not None:
         return value
     if not sys.stdin.isatty():
@@ -94,7 +89,7 @@ def opened(ctx: click.Context) -> Iterator[Device]:
     rep = replica.Replica.open(ctx.obj["home"], passphrase())
     try:
         device = Device(rep)
-        closed = agent.feed_closed(device)
+        closed = overview.feed_closed(device)
         if closed and ctx.info_name not in ("sync", "status", "add", "update", "delete"):  # these say it themselves
             click.echo(f"WARNING: {closed}", err=True)
         yield device
@@ -105,7 +100,7 @@ def opened(ctx: click.Context) -> Iterator[Device]:
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
-    default=default_home,
+    default=settings.home,
     callback=check_home,
     show_default="$FIELDSYNC_HOME or ~/.fieldsync",
     help="Folder of this laptop's encrypted replica.",
@@ -331,7 +326,7 @@ def _sync_once(device: Device, quiet: bool) -> agent.SyncReport:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Pending changes, last sync, conflicts, refusals."""
     with opened(ctx) as device:
-        info = agent.status(device)
+        info = overview.status(device)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -375,7 +370,7 @@ def accept_hub(ctx: click.Context, size: int, head: str) -> None:
     """After a ROLLBACK or FORK alarm: accept the hub's history as it now is, with the size and
     head your administrator read on the hub itself. Recorded in the replica (see `status`)."""
     with opened(ctx) as device:
-        record = agent.accept_hub(device, agent.client_for(device), size=size, head=head)
+        record = hubtrust.accept_hub(device, agent.client_for(device), size=size, head=head)
     click.echo(
         f"accepted the hub's history at size {size} head {head} after the {record['alarm']['kind']} alarm; "
         f"{len(record['requeued'])} of this laptop's changes queued again; the next sync pulls everything again"
@@ -410,7 +405,7 @@ def check(ctx: click.Context, as_json: bool) -> None:
 def conflicts(ctx: click.Context, as_json: bool) -> None:
     """Conflicts and double bookings this laptop knows of, with both sides."""
     with opened(ctx) as device:
-        found = agent.conflicts(device)
+        found = overview.conflicts(device)
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -453,7 +448,7 @@ def ui(ctx: click.Context, port: int, no_browser: bool, sync_every: int) -> None
     if not replica.exists(home):
         raise click.ClickException(f"no replica in {home}: run `fieldsync enroll` first")
     rep = None
-    if os.environ.get("FIELDSYNC_PASSPHRASE") is not None or sys.stdin.isatty():
+    if settings.passphrase() is not None or sys.stdin.isatty():
         rep = replica.Replica.open(home, passphrase())
         try:
             Device(rep)

@@ -20,15 +20,13 @@ Rules this module owns:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from crypto import KeyRegistry, RegistryHead, SigningKey, entry_hash
 from sync import Clock, Verifier
-from sync.hlc import DEFAULT_MAX_DRIFT_MS
 
-from . import highwater
-from .errors import ClientError, FeedClosed, HighWaterInvalid, NotEnrolled
+from . import highwater, settings
+from .errors import FeedClosed, HighWaterInvalid, NotEnrolled
 from .replica import Replica
 from .syncstate import SyncState
 
@@ -53,20 +51,6 @@ def enroll_into(replica: Replica, *, hub_url: str, key: SigningKey, answer: dict
         kept.cursor = 0
 
 
-def configured_max_drift_ms() -> int:
-    """``FIELDSYNC_MAX_CLOCK_DRIFT`` (whole seconds) in milliseconds, or the default."""
-    raw = os.environ.get("FIELDSYNC_MAX_CLOCK_DRIFT")
-    if raw is None or not raw.strip():
-        return DEFAULT_MAX_DRIFT_MS
-    try:
-        seconds = int(raw)
-    except ValueError:
-        seconds = 0
-    if seconds <= 0:
-        raise ClientError(f"FIELDSYNC_MAX_CLOCK_DRIFT must be a whole number of seconds above 0, not {raw!r}")
-    return seconds * 1000
-
-
 class Device:
     """The enrolled laptop, read from its replica."""
 
@@ -84,7 +68,7 @@ class Device:
         self.officer: str = kept.officer  # type: ignore[assignment]
         self.hub_url: str = kept.hub_url  # type: ignore[assignment]
         self.certificate: dict[str, Any] = kept.certificate  # type: ignore[assignment]
-        self.max_drift_ms = configured_max_drift_ms() if max_drift_ms is None else max_drift_ms
+        self.max_drift_ms = settings.max_clock_drift_ms() if max_drift_ms is None else max_drift_ms
         self._registry: KeyRegistry | None = None
 
     @property

@@ -12,8 +12,9 @@ Rules this module owns:
   a replica restored from an old copy, or burned seqs).
 - The CLI and the officer's web page call these functions and nothing else to
   write.
-- Reservations: booking one's own agency's resource is approved at once;
-  booking another agency's starts as ``requested``.
+- Reservations follow sync.reservations (initial state, who may approve,
+  time order); this module reads the booked resource from the replica and
+  words the refusal for the officer.
 - A record id that is not a UUID4 (lower-case, as every replica writes them)
   is refused as such before it is looked up.
 """
@@ -24,7 +25,7 @@ import re
 import uuid
 from typing import Any
 
-from sync import ValidationError, make_change, validate_values
+from sync import ReservationRefused, ValidationError, make_change, reservations, validate_values
 from sync.schemas import UUID_RE
 
 from . import outbox, state
@@ -47,10 +48,12 @@ def create(device: Device, collection: str, values: dict[str, Any]) -> dict[str,
         resource = state.get_record(device.replica, str(values.get("resource_id", "")))
         if resource is None or resource["collection"] != "resources" or resource["deleted"]:
             raise EditRefused("no such resource on this laptop", {"resource_id": ["No such resource."]})
-        own = resource["agency"] == device.agency
+        owner = resource["agency"]
         if "state" not in values:
-            values["state"] = "approved" if own else "requested"
-        elif values["state"] in ("approved", "declined") and not own:
+            values["state"] = reservations.initial_state(device.agency, owner)
+        elif not reservations.may_set_state(
+            values["state"], writer=device.agency, requester=device.agency, resource_agency=owner
+        ):
             raise EditRefused(
                 f"only {resource['agency']} may {values['state'][:-1]} a booking of its resource",
                 {"state": ["Must be requested."]},
@@ -72,9 +75,10 @@ def update(device: Device, record_id: str, values: dict[str, Any]) -> dict[str, 
         raise EditRefused("nothing to change: give at least one field")
     _validate(current["collection"], values, creating=False)
     if current["collection"] == "reservations":
-        merged = {**current, **values}
-        if merged.get("starts_at") and merged.get("ends_at") and merged["ends_at"] <= merged["starts_at"]:
-            raise EditRefused("the reservation would end before it starts", {"ends_at": ["Must be after starts_at."]})
+        try:
+            reservations.check_times({**current, **values})
+        except ReservationRefused as exc:
+            raise EditRefused(exc.reason, exc.messages) from None
     _write(device, current["collection"], record_id, current["agency"], values, deleted=False)
     return state.get_record(device.replica, record_id) or {}
 

@@ -60,6 +60,7 @@ import sqlcipher3
 from crypto import INTERACTIVE, CryptoError, KdfCost, b64d, b64e
 from crypto.sealed import derive_key
 
+from . import settings
 from .errors import AlreadyEnrolled, NotEnrolled, ReplicaDamaged, ReplicaError, WrongPassphrase
 
 DB_NAME = "replica.db"
@@ -199,22 +200,13 @@ def _drop_new_sidecars(folder: Path, before: set[Path]) -> None:
             shm.unlink(missing_ok=True)
 
 
-def memory_security() -> str:
-    """``FIELDSYNC_REPLICA_MEMORY_SECURITY``: ``on`` or ``off`` (the default; see the module's rules).
-    Once a connection has turned it on, SQLCipher keeps it on for the whole process."""
-    raw = os.environ.get("FIELDSYNC_REPLICA_MEMORY_SECURITY", "").strip().lower() or "off"
-    if raw not in ("on", "off"):
-        raise ReplicaError(f"FIELDSYNC_REPLICA_MEMORY_SECURITY must be on or off, not {raw!r}")
-    return raw.upper()
-
-
 def _keyed(conn: sqlcipher3.Connection, key: bytes, cipher: Cipher) -> sqlcipher3.Connection:
     """Every connection the client opens goes through here: the raw key, the replica's page
     size and page MAC (set before the first page is read), and temporary tables
     and sorts kept in memory (never a clear temp file). SQLCipher's enhanced memory security
-    is OFF unless configured (:func:`memory_security`), on purpose: see the module's rules."""
+    is OFF unless configured (:func:`settings.replica_memory_security`), on purpose: see the module's rules."""
     try:
-        wipe = memory_security()
+        wipe = settings.replica_memory_security()
     except ReplicaError:
         conn.close()
         raise

@@ -11,7 +11,7 @@ Rules this module owns:
   command staff signed with the hub key arrives as a change of device
   ``hub``); for a double booking, the reservations' states now. Who decided
   is the signed ``resolution.by`` of that hub change (``resolved_by``, from
-  :func:`agent.conflicts`, which read it from verified hub changes only).
+  :func:`overview.conflicts`, which read it from verified hub changes only).
 - An item is *open* until it is settled: a conflict until a hub-signed
   resolution of its field arrived; a double booking until staff resolved it
   or it no longer has two approved, live reservations. Only open items count
@@ -25,7 +25,7 @@ from typing import Any
 
 from sync.provenance import HUB_DEVICE
 
-from . import agent, outbox, state
+from . import outbox, overview, state
 from .device import Device
 from .replica import Replica
 
@@ -58,7 +58,7 @@ def _decision(replica: Replica, conflict: dict[str, Any], me: str) -> dict[str, 
 def concerning(device: Device) -> dict[str, Any]:
     """Conflicts and double bookings that involve this device's edits, each with what was decided."""
     replica, me = device.replica, device.device_id
-    found = agent.conflicts(device)
+    found = overview.conflicts(device)
     conflicts = []
     for c in found["conflicts"]:
         if me not in (c["winner"]["device"], c["loser"]["device"]):

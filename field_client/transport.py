@@ -4,7 +4,7 @@ Rules this module owns:
 
 - Every request has a connect and a read timeout (requests has none by
   default): (5 s, 30 s) unless told otherwise, or set on the laptop with
-  ``FIELDSYNC_CONNECT_TIMEOUT`` / ``FIELDSYNC_READ_TIMEOUT`` (seconds). A hub
+  ``FIELDSYNC_CONNECT_TIMEOUT`` / ``FIELDSYNC_READ_TIMEOUT`` (field_client.settings). A hub
   that stops answering mid-request ends in the read timeout, never a hang.
 - Sync requests are signed with the device key (crypto.sign_request) over the
   exact path with its query string and the exact body bytes sent.
@@ -37,13 +37,14 @@ import requests
 
 from crypto import CryptoError, SigningKey, b64e, parse_time, sign_request
 
+from . import settings
 from .decoding import decode_json
-from .errors import ClientError, HubRefused, HubUnavailable
+from .errors import HubRefused, HubUnavailable
 
-DEFAULT_TIMEOUT = (5.0, 30.0)
+DEFAULT_TIMEOUT = (float(settings.DEFAULTS["CONNECT_TIMEOUT"]), float(settings.DEFAULTS["READ_TIMEOUT"]))
 GZIP_OVER = 1024  # request bodies at least this long travel gzipped
 HUB_TIME_HEADER = "X-Fieldsync-Hub-Time"
-MAX_OFFSET = 24 * 3600.0  # seconds; the laptop's FIELDSYNC_MAX_CLOCK_DRIFT by default (agent.client_for)
+MAX_OFFSET = float(settings.DEFAULTS["MAX_CLOCK_DRIFT"])  # seconds; the laptop sets it (agent.client_for)
 # a network failure, or an answer cut short: the hub may or may not have committed; retrying is safe
 _NETWORK_ERRORS = (
     requests.ConnectionError,
@@ -51,24 +52,6 @@ _NETWORK_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
-
-
-def configured_timeout() -> tuple[float, float]:
-    """(connect, read) seconds from ``FIELDSYNC_CONNECT_TIMEOUT`` / ``FIELDSYNC_READ_TIMEOUT``, else the defaults."""
-    out: list[float] = []
-    for name, default in zip(("FIELDSYNC_CONNECT_TIMEOUT", "FIELDSYNC_READ_TIMEOUT"), DEFAULT_TIMEOUT, strict=True):
-        raw = os.environ.get(name, "").strip()
-        if not raw:
-            out.append(default)
-            continue
-        try:
-            value = float(raw)
-        except ValueError:
-            value = 0.0
-        if not 0 < value <= 3600:
-            raise ClientError(f"{name} must be a number of seconds above 0 (at most 3600), not {raw!r}")
-        out.append(value)
-    return out[0], out[1]
 
 
 def _describe_offset(seconds: float) -> str:

@@ -15,23 +15,21 @@ Rules this module owns:
   hash, or the reason it failed. The laptop builds the change it merges from
   its own decoding of the same bytes and that hash; nothing else crosses.
 - Two workers, each verifying whole pages on one thread: the pages on their way
-  (field_client.agent's PREFETCH) go to whichever is free, and the merge takes their
+  (field_client.pull's PREFETCH) go to whichever is free, and the merge takes their
   answers in page order. Verification, the pull's longest stage, so takes both cores
-  whenever the merge and the hub leave them idle. (Until 2026-12-02 one worker verified
-  each page in two shares on two threads: the Ed25519 call releases the GIL, but it then
-  changed hands at every change. Verifying alone, two processes take ~24% less wall time
-  and ~14% less CPU a change; in a whole sync, where the hub and the merge share the same
-  two cores, the difference is within the noise: bench/README.md.)
+  whenever the merge and the hub leave them idle. Not one worker verifying each page in
+  two shares on two threads: the Ed25519 call releases the GIL, but it then changed hands
+  at every change (bench/README.md has the figures).
 - The workers run at a lower priority than the laptop's own process (:data:`NICE` added
   to their niceness): the merge is one serial stage and verification two parallel ones,
   and when the three shared two cores alike the merge fell behind, so its last pages ran
   alone at the end of the pull, on one core. Lowered, verification takes whatever the
-  merge, the fetch and the hub leave, and the merge is not kept from a core (bench/README.md,
-  2026-12-02 morning). It also keeps a long pull from slowing the officer's other programs.
+  merge, the fetch and the hub leave, and the merge is not kept from a core (bench/README.md).
+  It also keeps a long pull from slowing the officer's other programs.
 - A worker is given the laptop's verified registry (entries, re-verified
   there) with every page, keyed by its size and head hash: a registry that
   grew mid-pull (a new revocation) is used from the next page on, and a page
-  verified under an older one is verified again at home (field_client.agent).
+  verified under an older one is verified again at home (field_client.pull).
 - It starts only for a long pull (:data:`START_AFTER` changes still to come),
   and once started verifies every later page of that pull (the tail too:
   verified at home, its last pages would queue behind the merge again), each
@@ -39,7 +37,7 @@ Rules this module owns:
   copied into it). If one cannot start or dies, the rest of the pull is verified at
   home, as before; nothing is applied unverified either way.
 - They are started as soon as the sync knows a long pull is coming: the probe
-  before the push carries the hub's log size (field_client.agent), so the
+  before the push carries the hub's log size (field_client.agent.sync), so the
   workers' start (a new interpreter importing field_client.verifier) runs beside
   the push instead of ahead of the pull's second page (the first is verified
   at home: the log size counts changes this agency may not see, so a pull
@@ -49,7 +47,7 @@ Rules this module owns:
   stdout: one length-prefixed pickle each way per page (the worker's own output
   goes to stderr). Not multiprocessing's ``spawn``: it imports the program's main
   module again in each worker (for ``fieldsync``, the whole command line and what
-  it needs, ~0.2 s of CPU a worker, during a sync). A worker that dies or answers
+  it needs, during a sync). A worker that dies or answers
   garbage fails its page, and the pull verifies the rest at home; so does one that has
   not answered a page within :data:`ANSWER_TIMEOUT` (stopped, or starved of CPU).
 """
@@ -70,16 +68,16 @@ import threading
 from concurrent.futures import Future
 from typing import IO, Any
 
-from crypto import KeyRegistry
+from crypto import KeyRegistry, VerifiedChange
 from sync import ProvenanceError, Verifier
 
 from .decoding import decode_json
 
 logger = logging.getLogger("fieldsync.client")
-START_AFTER = 5_000  # changes still to pull before the workers are worth their start (~0.1 s of CPU each)
+START_AFTER = 5_000  # changes still to pull before the workers are worth their start (bench/README.md)
 WORKERS = 2  # worker processes, each verifying whole pages on one thread (see the module's rules)
 NICE = 10  # added to the workers' niceness (Unix): the merge comes first (see the module's rules)
-ANSWER_TIMEOUT = 120.0  # seconds the merge waits for a page's answer (~0.1 s of work) before verifying it at home
+ANSWER_TIMEOUT = 120.0  # seconds the merge waits for a page's answer (far beyond its work) before verifying it at home
 
 Outcome = tuple[bool, str]  # (True, change hash) or (False, reason)
 
@@ -87,27 +85,37 @@ _key: tuple[int, str | None] | None = None
 _verifier: Verifier | None = None
 
 
-def verify_page(key: tuple[int, str | None], entries: list[dict[str, Any]], body: bytes) -> list[Outcome]:
-    """In the worker: one outcome per change of the pull answer ``body``."""
-    global _key, _verifier
-    if _verifier is None or key != _key:
-        _verifier, _key = Verifier(KeyRegistry.verify(entries)), key
-    verifier = _verifier
-    answer = decode_json(body)
-    return _verify_items(verifier, answer.get("certificates") or {}, answer["changes"])
-
-
-def _verify_items(verifier: Verifier, certificates: dict[str, Any], items: list[Any]) -> list[Outcome]:
-    out: list[Outcome] = []
+def verify_items(
+    verifier: Verifier, certificates: dict[str, Any], items: list[Any]
+) -> list[VerifiedChange | ProvenanceError]:
+    """The one page-verification rule, in the workers and at home (field_client.pull): each of
+    a page's ``items`` must carry a change (a JSON object) that passes ``verifier``'s whole chain
+    with its device's certificate from the page. A failure is returned in its change's place, so
+    the merge refuses it in the page's order."""
+    out: list[VerifiedChange | ProvenanceError] = []
     for item in items:
         wire = item.get("change") if isinstance(item, dict) else None
         try:
             if not isinstance(wire, dict):
                 raise ProvenanceError("not a change")
-            out.append((True, verifier.verify_signed(wire, certificates.get(wire.get("device"))).hash))
+            out.append(verifier.verify_signed(wire, certificates.get(wire.get("device"))))
         except ProvenanceError as exc:
-            out.append((False, exc.reason))
+            out.append(exc)
     return out
+
+
+def verify_page(key: tuple[int, str | None], entries: list[dict[str, Any]], body: bytes) -> list[Outcome]:
+    """In the worker: one outcome per change of the pull answer ``body`` (:func:`verify_items`'
+    verdicts, as they cross the pipe: the change's hash, or the reason it failed)."""
+    global _key, _verifier
+    if _verifier is None or key != _key:
+        _verifier, _key = Verifier(KeyRegistry.verify(entries)), key
+    verifier = _verifier
+    answer = decode_json(body)
+    return [
+        (False, verified.reason) if isinstance(verified, ProvenanceError) else (True, verified.hash)
+        for verified in verify_items(verifier, answer.get("certificates") or {}, answer["changes"])
+    ]
 
 
 def _lower_priority(increment: int) -> None:

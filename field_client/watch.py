@@ -1,19 +1,23 @@
-"""``fieldsync sync --watch``: keep syncing, with capped exponential backoff and jitter.
+"""``fieldsync sync --watch``, and the retry policy: capped exponential backoff with jitter.
 
-An APScheduler job runs one sync; on success the next run is ``interval``
-seconds later, on :class:`HubUnavailable` it is ``agent.backoff(failures)``
-later (5 s doubling to 15 minutes, jittered), forever: a hub down for hours is
-simply retried. A refusal or an untrusted hub stops the watch with its reason.
+Rules this module owns:
+
+- An APScheduler job runs one sync; on success the next run is ``interval``
+  seconds later, on :class:`HubUnavailable` it is :func:`backoff` of the
+  failures in a row later (5 s doubling to 15 minutes, jittered), forever: a
+  hub down for hours is simply retried. A refusal or an untrusted hub stops
+  the watch with its reason.
+- :func:`backoff` is the one retry policy: ``fieldsync ui``'s background sync
+  (field_client.ui.syncer) waits by it too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import threading
 from datetime import datetime, timedelta
-
-from apscheduler.schedulers.blocking import BlockingScheduler
 
 from . import agent
 from .device import Device
@@ -22,7 +26,21 @@ from .errors import HubUnavailable
 logger = logging.getLogger("fieldsync.client")
 
 
+def backoff(failures: int, *, base: float = 5.0, cap: float = 900.0, rng: random.Random | None = None) -> float:
+    """Capped exponential backoff with "equal jitter" (seconds before the next try).
+
+    The wait is drawn from [ceiling/2, ceiling]: never near zero (a laptop that
+    just failed does not hammer the hub), yet spread so that a fleet coming back
+    online does not retry in step. The exponent is clamped, so a hub down for
+    weeks (thousands of failures) still yields ``cap``, never an overflow.
+    """
+    ceiling = min(cap, base * 2.0 ** min(max(0, failures - 1), 32))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
 def run_watch(device: Device, *, interval: int, stop: threading.Event | None = None) -> None:
+    from apscheduler.schedulers.blocking import BlockingScheduler  # (here: the ui imports backoff alone)
+
     scheduler = BlockingScheduler()
     failures = 0
     fatal: list[BaseException] = []
@@ -50,7 +68,7 @@ def run_watch(device: Device, *, interval: int, stop: threading.Event | None = N
             schedule(interval)
         except HubUnavailable as exc:
             failures += 1
-            delay = agent.backoff(failures)
+            delay = backoff(failures)
             print(f"hub unreachable ({exc}); retrying in {delay:.0f} s", flush=True)
             schedule(delay)
         except BaseException as exc:

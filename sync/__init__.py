@@ -5,7 +5,8 @@ Modules, each opening with the rules it owns: :mod:`hlc` (clocks),
 value and how one is made), :mod:`feeds` (per-device chains), :mod:`merge`
 (per-field last-writer-wins), :mod:`conflicts` (what staff review),
 :mod:`provenance` (verifying a change's chain of keys), :mod:`resolutions`
-(what a hub-signed decision of command staff may say).
+(what a hub-signed decision of command staff may say), :mod:`reservations`
+(a booking's time order, initial state and who may set which state).
 
 :mod:`schemas` (and marshmallow with it) is imported at the first use of one of its
 names here, not with the package: a process that only verifies changes
@@ -16,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from .changes import DELETED, Change, make_change
 from .conflicts import Conflict, DoubleBooking, Version, find_double_bookings
-from .errors import ChangeRejected, ClockDriftError, ClockError, ProvenanceError, SyncError, ValidationError
+from .errors import (
+    ChangeRejected,
+    ClockDriftError,
+    ClockError,
+    ProvenanceError,
+    ReservationRefused,
+    SyncError,
+    ValidationError,
+)
 from .feeds import FeedHead, Verdict, classify, release
 from .hlc import DEFAULT_MAX_DRIFT_MS, Clock, Hlc
 from .merge import MergeState, Outcome, RecordState, apply
@@ -56,6 +65,7 @@ __all__ = [
     "Outcome",
     "ProvenanceError",
     "RecordState",
+    "ReservationRefused",
     "SyncError",
     "ValidationError",
     "Verdict",

@@ -25,8 +25,8 @@ DELETED = "_deleted"
 
 class Change(NamedTuple):
     """A verified change. A NamedTuple rather than a frozen dataclass: it is just
-    as immutable, and building one (once per change pulled or pushed) costs a
-    tenth as much, which keeps the verify path close to the signature's cost."""
+    as immutable, and much cheaper to build (once per change pulled or pushed),
+    which keeps the verify path close to the signature's cost."""
 
     id: str
     collection: str

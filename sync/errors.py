@@ -7,6 +7,7 @@
     │   └── ClockDriftError a remote clock absurdly far ahead of ours
     ├── ValidationError     record values or a change envelope that fail the schemas
     ├── ChangeRejected      a well-formed change the engine refuses (wrong owner, ...)
+    │   └── ReservationRefused  a booking the reservation rules refuse (``messages`` per field)
     └── ProvenanceError     a change whose signature chain does not verify
 
 Each carries structured fields (``messages``, ``reason``, ``change_id``) so
@@ -60,6 +61,14 @@ class ChangeRejected(SyncError):
     def __init__(self, reason: str, *, change_id: str | None = None) -> None:
         self.reason, self.change_id = reason, change_id
         super().__init__(f"change {change_id}: {reason}" if change_id else reason)
+
+
+class ReservationRefused(ChangeRejected):
+    """A booking :mod:`sync.reservations` refuses: ``reason``, and ``messages`` (field -> messages)."""
+
+    def __init__(self, reason: str, messages: dict[str, list[str]] | None = None) -> None:
+        super().__init__(reason)
+        self.messages = messages or {}
 
 
 class ProvenanceError(SyncError):

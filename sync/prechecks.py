@@ -1,8 +1,8 @@
 """Plain-Python acceptance checks compiled from the marshmallow schemas.
 
 Why it exists: marshmallow builds a result, an error store and a call chain
-for every field of every change; on the hub that was a third of a push's CPU
-(bench/bench_hub.py). Almost every change is valid, so the hub asks a cheaper
+for every field of every change: the costliest single check on the hub's push
+path (bench/README.md, bench_hub.py). Almost every change is valid, so the hub asks a cheaper
 question first: *does the schema certainly accept this?*
 
 Rules this module owns:

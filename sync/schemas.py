@@ -10,6 +10,8 @@ Rules this module owns:
   (``quantity: "3"`` is an error there; the CLI converts its text input first).
 - ``validate_values(collection, values, creating=...)`` checks the fields a
   change sets: all required fields when a record is created, any subset later.
+- A reservation's time order is :mod:`sync.reservations`' rule; the schema
+  applies it to the times one change carries.
 - ``CHANGE`` validates a change envelope before its signature is checked.
 - Each schema is also compiled (:mod:`sync.prechecks`) into a plain check that
   says only "certainly valid"; the schema itself runs when it does not, and
@@ -35,6 +37,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as MarshmallowError
 
+from . import reservations
 from .errors import ValidationError
 from .prechecks import compile_schema
 
@@ -202,8 +205,8 @@ class ReservationSchema(_Strict):
 
     @validates_schema
     def _ends_after_start(self, data: dict[str, Any], **kw: Any) -> None:
-        if "starts_at" in data and "ends_at" in data and data["ends_at"] <= data["starts_at"]:
-            raise MarshmallowError("Must be after starts_at.", "ends_at")
+        if reservations.ends_before_start(data):  # the rule and its message: sync.reservations
+            raise MarshmallowError(reservations.MUST_END_AFTER_START, "ends_at")
 
 
 RECORD_SCHEMAS: dict[str, type[Schema]] = {

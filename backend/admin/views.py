@@ -16,12 +16,13 @@ from wtforms.fields.choices import SelectChoice
 
 from crypto.clock import as_utc, now
 
-from .. import agencies, agreements, audit, enroll, users
+from .. import agencies, agreements, audit, enroll, keystore, users
+from .. import devices as enrolled
 from ..auth import roles_required
 from ..auth.accounts import actor
 from ..db import db
-from ..errors import HubError
-from ..models import Agency, AgencyKey, Agreement, Device, User, WebSession
+from ..errors import HubError, NotFound
+from ..models import Agency, Agreement, Device, User, WebSession
 from ..web import sorting
 from ..web.nav import register_nav
 from . import bp
@@ -58,9 +59,7 @@ def _done(message: str, endpoint: str) -> Any:
 
 
 def _agency_choices() -> list[SelectChoice]:
-    return [
-        SelectChoice(a.code, f"{a.code} — {a.name}") for a in db.session.scalars(select(Agency).order_by(Agency.code))
-    ]
+    return [SelectChoice(a.code, f"{a.code} — {a.name}") for a in agencies.listing()]
 
 
 @bp.get("/")
@@ -100,11 +99,14 @@ def agencies_page() -> Any:
 @bp.route("/agencies/<code>/rotate", methods=["GET", "POST"])
 @roles_required("admin")
 def rotate(code: str) -> Any:
-    agency = db.session.get(Agency, code) or abort(404, description=f"No agency {code}.")
+    try:
+        agency = agencies.get(code)
+    except NotFound:
+        abort(404, description=f"No agency {code}.")
     if request.method == "POST":
         row = agencies.rotate_key(code, actor=_me())
         return _done(f"Key of {code} rotated; new key {row.public_key[:16]}…", "admin.agencies")
-    key = db.session.scalar(select(AgencyKey).where(AgencyKey.agency == code, AgencyKey.retired_at.is_(None)))
+    key = keystore.current_agency_key(code)
     return render_template("admin/rotate.html", agency=agency, key=key)
 
 
@@ -140,12 +142,9 @@ USER_SORTS = {"name": "asc", "role": "asc", "created": "desc", "signin": "desc",
 
 def _devices_page(form: TokenForm, *, token: str | None = None, status: int = 200) -> Any:
     agency = request.args.get("agency") or None
-    query = select(Device)
-    if agency:
-        query = query.where(Device.agency == agency)
     sort = sorting.choose(request.args, DEVICE_SORTS, "agency")
     rows = sorting.sort_rows(
-        db.session.scalars(query),
+        enrolled.listing(agency),
         sort,
         _DEVICE_KEYS,
         tiebreak=lambda d: (as_utc(d.enrolled_at) if d.enrolled_at else now(), d.id),
@@ -184,7 +183,10 @@ def token() -> Any:
 @bp.route("/devices/<device_id>/revoke", methods=["GET", "POST"])
 @roles_required("admin")
 def revoke(device_id: str) -> Any:
-    device = db.session.get(Device, device_id) or abort(404, description=f"No device {device_id}.")
+    try:
+        device = enrolled.get(device_id)
+    except NotFound:
+        abort(404, description=f"No device {device_id}.")
     form = RevokeForm()
     if request.method == "POST" and form.validate():
         try:
@@ -227,8 +229,7 @@ def agreements_page() -> Any:
                 _refused("agreement.add", exc, f"{form.from_agency.data}->{form.to_agency.data}")
                 show_errors(form, exc.details, exc.message)
         status = 422
-    rows = list(db.session.scalars(select(Agreement).order_by(Agreement.from_agency, Agreement.to_agency)))
-    return render_template("admin/agreements.html", agreements=rows, form=form), status
+    return render_template("admin/agreements.html", agreements=agreements.listing(), form=form), status
 
 
 @bp.route("/agreements/<int:agreement_id>/remove", methods=["GET", "POST"])

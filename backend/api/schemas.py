@@ -6,6 +6,8 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from sync.schemas import ChangeSchema
 
+from ..push import PushStatus
+
 
 class _Strict(Schema):
     class Meta:
@@ -38,7 +40,7 @@ class PushRequest(_Strict):
 
 class PushResult(Schema):
     id = fields.Raw(required=True, allow_none=True)
-    status = fields.String(required=True, validate=validate.OneOf(["accepted", "duplicate", "held", "rejected"]))
+    status = fields.String(required=True, validate=validate.OneOf([s.value for s in PushStatus]))
     reason = fields.String()
     details = fields.Dict()
 

@@ -15,7 +15,7 @@ Rules this module owns:
   spelling (ED A0-BF: bytes are decoded with ``surrogatepass``), and reads
   UTF-16 and UTF-32, which always hold NUL bytes, only when it sees them. A
   body with none of ``\\u``, ED A0-BF or a NUL byte holds no unstorable string
-  (a typical push, whose walk cost as much as parsing it).
+  (a typical push: walking one costs about as much as parsing it).
 - What the records' fields may hold beyond that (control characters, bidi
   overrides) is the shared schemas' rule (sync/schemas.py), the same on the hub
   and the laptop.

@@ -224,7 +224,7 @@ class ChainStatus:
 
 
 def audit_status(*, fresh: bool = False) -> ChainStatus:
-    """The whole chain, walked and re-hashed (about 60 µs an entry: a second per 16,000).
+    """The whole chain, walked and re-hashed: work in proportion to the log's length.
 
     The answer is reused for up to RECHECK_SECONDS while the log's head is
     unchanged, so a busy audit page does not re-hash a large log on every

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from .. import agent, review
+from .. import overview, review
 from ..device import Device
 from ..errors import ReplicaError, WrongPassphrase
 from ..replica import Replica
@@ -105,7 +105,7 @@ def sync_bar() -> dict[str, Any]:
     if ui.replica is None:
         return {"bar": None}
     device = Device(ui.replica)
-    info = agent.status(device)
+    info = overview.status(device)
     syncer = ui.syncer
     outcome = syncer.outcome if syncer else None
     return {

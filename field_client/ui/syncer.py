@@ -9,13 +9,13 @@ the page (and, with the replica lock, every other page) that long. Instead
 Why its own connection: the web requests use the app's connection under a
 lock; this thread uses :meth:`Replica.clone`, so the officer can keep reading
 and editing while a sync waits on the network. SQLite serializes the writes
-of both connections (``BEGIN IMMEDIATE``, WAL mode); agent.pull reads the
-clock inside its transaction, so an edit made during a pull is never
+of both connections (``BEGIN IMMEDIATE``, WAL mode); field_client.pull reads
+the clock inside its transaction, so an edit made during a pull is never
 stamped behind it.
 
 With ``every`` > 0 it also syncs by itself: at start, then every ``every``
-seconds, and while the hub is unreachable with the agent's capped
-exponential backoff (``agent.backoff``), as ``fieldsync sync --watch`` does.
+seconds, and while the hub is unreachable with the same capped
+exponential backoff (``watch.backoff``) as ``fieldsync sync --watch``.
 A refused laptop or an untrusted hub stops the automatic syncs (the reason
 stays on every page); "Sync now" still tries when asked.
 """
@@ -35,6 +35,7 @@ from ..device import Device
 from ..errors import ClientError, HubRefused, HubUnavailable, HubUntrusted
 from ..replica import Replica
 from ..transport import HubClient
+from ..watch import backoff
 
 logger = logging.getLogger("fieldsync.ui")
 ClientFactory = Callable[[Device], HubClient]
@@ -91,7 +92,7 @@ class Syncer:
     def _next_wait(self) -> float | None:
         if not self._auto:
             return None
-        return agent.backoff(self.failures) if self.failures else self.every
+        return backoff(self.failures) if self.failures else self.every
 
     def _loop(self) -> None:
         replica = self._source.clone()

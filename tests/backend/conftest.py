@@ -17,9 +17,8 @@ from flask import Flask
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
-from backend import create_app, keystore, schema
+from backend import bootstrap, create_app, keystore, schema
 from backend.db import db
-from backend.models import LogHead
 from crypto import b64e
 
 from .helpers import Hub
@@ -56,8 +55,7 @@ def app(database_url: str, tmp_path: Any) -> Iterator[Flask]:
             tables = ", ".join(t.name for t in db.metadata.sorted_tables)
             db.session.execute(text(f"TRUNCATE {tables} CASCADE"))
             db.session.commit()
-        db.session.add(LogHead(id=1, size=0, head=None))
-        keystore.create_hub_key()
+        bootstrap.start_hub()
         db.session.commit()
         keystore.reset_cache()
     yield app

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from backend import agreements, enroll, keystore
 from backend.db import db
-from backend.models import AuditEntry
+from backend.models import AuditEntry, LogEntry, Record
 from crypto import KeyRegistry, RegistryHead, SigningKey, b64e, change_hash, entry_hash, sign_request
 from field_client.transport import HubClient
 from sync import Change, ChangeRejected, Clock, MergeState, Verifier, make_change
@@ -228,3 +228,38 @@ def audit_entries(app: Flask, action: str | None = None) -> list[Any]:
     """Audit log entries, oldest first, optionally of one action."""
     where = [AuditEntry.action == action] if action else []
     return rows(app, AuditEntry, *where, order_by=AuditEntry.seq)
+
+
+# -- pushing: verdicts, what the log and the audit log hold -------------------------------
+
+
+def statuses(results: list[dict[str, Any]]) -> list[str]:
+    return [r["status"] for r in results]
+
+
+def rejections(hub: Hub) -> dict[str, dict[str, Any]]:
+    """change id -> details of its 'change.rejected' audit entry."""
+    entries = audit_entries(hub.app, "change.rejected")
+    assert all(e.outcome == "rejected" for e in entries)
+    return {e.object: e.details for e in entries}
+
+
+def log_ids(hub: Hub) -> list[str]:
+    return [e.change_id for e in rows(hub.app, LogEntry, order_by=LogEntry.seq)]
+
+
+def record(hub: Hub, record_id: str) -> Record:
+    (row,) = rows(hub.app, Record, Record.record_id == record_id)
+    return row
+
+
+def two_agencies(hub: Hub, live: str, **agreement: Any) -> tuple[Officer, Officer]:
+    """SPD shares its resources with CSO (as ``agreement`` says); one officer in each."""
+    hub.agency("SPD")
+    hub.agency("CSO")
+    hub.agreement("SPD", "CSO", ["resources"], **agreement)
+    return Officer(live, hub.token("SPD", "Sgt. Lee")), Officer(live, hub.token("CSO", "Dep. Kim"))
+
+
+def booking_of(resource_id: str, start: str, end: str, state: str) -> dict[str, Any]:
+    return {"resource_id": resource_id, "starts_at": start, "ends_at": end, "purpose": "exercise", "state": state}

@@ -9,6 +9,7 @@ that agency private keys never reach the database in clear.
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import os
@@ -507,3 +508,37 @@ def test_agreement_fields_may_be_comma_separated(cli: HubCli) -> None:
     )  # fmt: skip
     (row,) = cli.json("agreement", "list")
     assert sorted(row["withhold"].split(",")) == ["description", "notes"] and row["write"] == "status"
+
+
+# -- the module's shape ----------------------------------------------------------------
+def test_the_cli_holds_no_model_query_and_calls_no_private_name() -> None:
+    """backend.cli calls library functions only (one path with the admin pages): it imports no
+    model and no query builder, uses the session only to commit, roll back and release it, and
+    reaches no ``_private`` name of another module. Read from its source, so the rule cannot
+    silently come back."""
+    source = ROOT / "backend" / "cli.py"
+    tree = ast.parse(source.read_text(), str(source))
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            problems += [f"import {a.name}" for a in node.names if a.name.split(".")[0] in ("backend", "sqlalchemy")]
+        elif isinstance(node, ast.ImportFrom):
+            module = ("backend" + ("." + node.module if node.module else "")) if node.level else (node.module or "")
+            names = [a.name for a in node.names]
+            if module == "backend.models" or (module == "backend" and "models" in names):
+                problems.append(f"line {node.lineno}: imports the models")
+            if module == "sqlalchemy" and set(names) - {"make_url"}:
+                problems.append(f"line {node.lineno}: imports a query builder from sqlalchemy: {names}")
+            problems += [f"line {node.lineno}: imports private {n} from {module}" for n in names if n.startswith("_")]
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_") and not node.attr.startswith("__"):
+                problems.append(f"line {node.lineno}: reaches the private name .{node.attr}")
+            if isinstance(node.value, ast.Name) and node.value.id == "db" and node.attr not in ("session", "engines"):
+                problems.append(f"line {node.lineno}: uses db.{node.attr}")
+            if (
+                isinstance(node.value, ast.Attribute)
+                and node.value.attr == "session"
+                and node.attr not in ("commit", "rollback", "remove")
+            ):
+                problems.append(f"line {node.lineno}: queries through db.session.{node.attr}")
+    assert problems == []

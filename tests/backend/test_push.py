@@ -1,15 +1,12 @@
-"""POST /api/v1/sync/push (backend/push.py, backend/agreements.py) over real HTTP, on both databases."""
+"""POST /api/v1/sync/push (backend/push.py, backend/pushbatch.py) over real HTTP, on both databases: feeds,
+authenticity, verdicts. Who may write what: test_policy.py; what is queued for staff: test_conflicts.py."""
 
 from __future__ import annotations
 
 import time
-import uuid
-from typing import Any
 
 from backend.models import (
-    ConflictRow,
     Device,
-    DoubleBookingRow,
     Equivocation,
     FeedLink,
     HeldChange,
@@ -17,40 +14,33 @@ from backend.models import (
     LogHead,
     Record,
 )
+from backend.push import PushStatus
 from crypto import change_hash, sign_change
 from field_client.errors import HubRefused
 
-from .helpers import RESOURCE, Hub, Officer, audit_entries, error_body, follow, raw, rows, sign_as
+from .helpers import (
+    RESOURCE,
+    Hub,
+    Officer,
+    audit_entries,
+    booking_of,
+    error_body,
+    follow,
+    log_ids,
+    raw,
+    record,
+    rejections,
+    rows,
+    sign_as,
+    statuses,
+)
 
 PUSH = "/api/v1/sync/push"
 
 
-def statuses(results: list[dict[str, Any]]) -> list[str]:
-    return [r["status"] for r in results]
-
-
-def rejections(hub: Hub) -> dict[str, dict[str, Any]]:
-    """change id -> details of its 'change.rejected' audit entry."""
-    entries = audit_entries(hub.app, "change.rejected")
-    assert all(e.outcome == "rejected" for e in entries)
-    return {e.object: e.details for e in entries}
-
-
-def log_ids(hub: Hub) -> list[str]:
-    return [e.change_id for e in rows(hub.app, LogEntry, order_by=LogEntry.seq)]
-
-
-def record(hub: Hub, record_id: str) -> Record:
-    (row,) = rows(hub.app, Record, Record.record_id == record_id)
-    return row
-
-
-def two_agencies(hub: Hub, live: str, **agreement: Any) -> tuple[Officer, Officer]:
-    """SPD shares its resources with CSO (as ``agreement`` says); one officer in each."""
-    hub.agency("SPD")
-    hub.agency("CSO")
-    hub.agreement("SPD", "CSO", ["resources"], **agreement)
-    return Officer(live, hub.token("SPD", "Sgt. Lee")), Officer(live, hub.token("CSO", "Dep. Kim"))
+def test_the_verdicts_are_the_wires_strings() -> None:
+    assert [status.value for status in PushStatus] == ["accepted", "duplicate", "held", "rejected"]
+    assert all(status == status.value and str(status) == status.value for status in PushStatus)
 
 
 # -- feeds: accepted, duplicate, held, equivocation ---------------------------------------
@@ -265,138 +255,6 @@ def test_a_refused_link_in_a_batch_does_not_stop_the_next_one(hub: Hub, live: st
     assert len(audit_entries(hub.app, "change.rejected")) == 2
 
 
-# -- agreements ----------------------------------------------------------------------
-
-
-def test_another_agency_writes_only_the_granted_fields_of_a_shared_record(hub: Hub, live: str) -> None:
-    lee, kim = two_agencies(hub, live, write=["status"])
-    hub.agency("FBI")
-    ray = Officer(live, hub.token("FBI", "Agent Ray"))
-    wire = lee.create()
-    contact = lee.create("contacts", {"name": "Lt. Diaz", "role": "liaison"})
-    assert statuses(lee.push(wire, contact)) == ["accepted", "accepted"]
-    kim.pull()
-    rid = wire["record_id"]
-    ok = kim.change("resources", {"status": "deployed"}, record_id=rid)
-    rename = kim.change("resources", {"name": "Ours now", "status": "maintenance"}, record_id=rid)
-    delete = kim.change("resources", {}, record_id=rid, deleted=True)
-    create = kim.create(agency="SPD")
-    contact_edit = kim.change("contacts", {"name": "Someone"}, record_id=contact["record_id"], agency="SPD")
-    results = kim.push(ok, rename, delete, create, contact_edit)
-    assert statuses(results) == ["accepted", "rejected", "rejected", "rejected", "rejected"]
-    assert set(results[1]["details"]) == {"name"} and "name" in results[1]["reason"]
-    assert "delete" in results[2]["reason"]
-    assert "create" in results[3]["reason"]
-    assert "agreement" in results[4]["reason"]
-    # an agency with no agreement cannot write even the field CSO may
-    (stranger,) = ray.push(ray.change("resources", {"status": "out_of_service"}, record_id=rid, agency="SPD"))
-    assert stranger["status"] == "rejected" and "agreement" in stranger["reason"]
-    row = record(hub, rid)
-    assert row.values == {**RESOURCE, "status": "deployed"} and not row.deleted and row.agency == "SPD"
-    assert [r.record_id for r in rows(hub.app, Record)].count(create["record_id"]) == 0
-    assert log_ids(hub) == [wire["id"], contact["id"], ok["id"]]
-    audited = rejections(hub)
-    assert set(audited) == {rename["id"], delete["id"], create["id"], contact_edit["id"], stranger["id"]}
-    assert set(audited[rename["id"]]["fields"]) == {"name"}
-
-
-# -- reservations ----------------------------------------------------------------------
-
-
-def _booking(resource_id: str, start: str, end: str, state: str) -> dict[str, Any]:
-    return {"resource_id": resource_id, "starts_at": start, "ends_at": end, "purpose": "exercise", "state": state}
-
-
-def test_reservation_rules(hub: Hub, live: str) -> None:
-    lee, kim = two_agencies(hub, live)
-    hub.agreement("CSO", "SPD", ["reservations"])  # so SPD sees what it is asked to approve
-    car = lee.create()
-    assert statuses(lee.push(car)) == ["accepted"]
-    rid = car["record_id"]
-    # SPD books its own car: approved at once
-    own = lee.create("reservations", _booking(rid, "2030-01-01T08:00:00Z", "2030-01-01T10:00:00Z", "approved"))
-    assert statuses(lee.push(own)) == ["accepted"]
-    # CSO cannot approve its own booking of SPD's car; it may request it
-    kim.pull()
-    grab = kim.create("reservations", _booking(rid, "2030-01-02T08:00:00Z", "2030-01-02T10:00:00Z", "approved"))
-    ask = kim.create("reservations", _booking(rid, "2030-01-03T08:00:00Z", "2030-01-03T10:00:00Z", "requested"))
-    nowhere = kim.create("reservations", _booking(str(uuid.uuid4()), "2030-01-03T08:00:00Z", "2030-01-03T10:00:00Z",
-                                                 "requested"))  # fmt: skip
-    results = kim.push(grab, ask, nowhere)
-    assert statuses(results) == ["rejected", "accepted", "rejected"]
-    assert set(results[0]["details"]) == {"state"} and "SPD" in results[0]["reason"]
-    assert set(results[2]["details"]) == {"resource_id"}
-    # SPD, owner of the car, sets the state of CSO's reservation, and nothing else
-    lee.pull()
-    reservation = ask["record_id"]
-    approve = lee.change("reservations", {"state": "approved"}, record_id=reservation)
-    assert approve["agency"] == "CSO"
-    purpose = lee.change("reservations", {"purpose": "ours"}, record_id=reservation)
-    cancel = lee.change("reservations", {"state": "cancelled"}, record_id=reservation)
-    remove = lee.change("reservations", {}, record_id=reservation, deleted=True)
-    results = lee.push(approve, purpose, cancel, remove)
-    assert statuses(results) == ["accepted", "rejected", "rejected", "rejected"]
-    assert set(results[1]["details"]) == {"purpose"}
-    assert set(results[2]["details"]) == {"state"}
-    row = record(hub, reservation)
-    assert (row.agency, row.values["state"], row.values["purpose"], row.deleted) == (
-        "CSO",
-        "approved",
-        "exercise",
-        False,
-    )
-    # CSO, which asked, may cancel its reservation
-    kim.pull()
-    assert statuses(kim.push(kim.change("reservations", {"state": "cancelled"}, record_id=reservation))) == ["accepted"]
-    assert record(hub, reservation).values["state"] == "cancelled"
-    audited = rejections(hub)
-    assert {grab["id"], nowhere["id"], purpose["id"], cancel["id"], remove["id"]} <= set(audited)
-    assert rows(hub.app, DoubleBookingRow) == [] and rows(hub.app, ConflictRow) == []
-
-
-# -- what merging queues for command staff ------------------------------------------
-
-
-def test_concurrent_edits_and_overlapping_bookings_are_queued_for_review(hub: Hub, live: str) -> None:
-    hub.agency("SPD")
-    lee = Officer(live, hub.token("SPD", "Sgt. Lee"))
-    kim = Officer(live, hub.token("SPD", "Dep. Kim"))
-    car = lee.create()
-    assert statuses(lee.push(car)) == ["accepted"]
-    kim.pull()
-    rid = car["record_id"]
-    # both edit status offline, from the same base: a conflict, accepted and queued
-    mine = lee.change("resources", {"status": "deployed"}, record_id=rid)
-    theirs = kim.change("resources", {"status": "maintenance", "notes": "brakes"}, record_id=rid)
-    assert statuses(lee.push(mine)) == ["accepted"]
-    assert statuses(kim.push(theirs)) == ["accepted"]
-    (conflict,) = rows(hub.app, ConflictRow)
-    assert (conflict.record_id, conflict.field, conflict.agency, conflict.status) == (rid, "status", "SPD", "open")
-    versions = {conflict.winner["change_id"]: conflict.winner, conflict.loser["change_id"]: conflict.loser}
-    assert versions[mine["id"]]["value"] == "deployed" and versions[mine["id"]]["device"] == lee.device_id
-    assert versions[theirs["id"]]["value"] == "maintenance" and versions[theirs["id"]]["device"] == kim.device_id
-    winner = max((mine, theirs), key=lambda w: (w["hlc"], w["device"]))  # the later clock wins
-    assert conflict.winner["change_id"] == winner["id"]
-    row = record(hub, rid)
-    assert row.values["status"] == conflict.winner["value"]
-    assert {v[2] for v in row.state["status"]} == {car["id"], mine["id"], theirs["id"]}  # both kept
-    # an edit that saw both is no conflict
-    lee.pull()
-    assert statuses(lee.push(lee.change("resources", {"status": "available"}, record_id=rid))) == ["accepted"]
-    assert len(rows(hub.app, ConflictRow)) == 1
-    # each books the car offline: one booking touches lee's first, kim's overlaps it
-    first = lee.create("reservations", _booking(rid, "2030-05-01T08:00:00Z", "2030-05-01T12:00:00Z", "approved"))
-    touching = lee.create("reservations", _booking(rid, "2030-05-01T12:00:00Z", "2030-05-01T13:00:00Z", "approved"))
-    overlap = kim.create("reservations", _booking(rid, "2030-05-01T10:00:00Z", "2030-05-01T11:00:00Z", "approved"))
-    assert statuses(lee.push(first, touching)) == ["accepted", "accepted"]
-    assert rows(hub.app, DoubleBookingRow) == []
-    assert statuses(kim.push(overlap)) == ["accepted"]
-    (booking,) = rows(hub.app, DoubleBookingRow)
-    assert booking.resource_id == rid and booking.status == "open"
-    assert {booking.first, booking.second} == {first["record_id"], overlap["record_id"]}
-    assert (booking.overlap_start, booking.overlap_end) == ("2030-05-01T10:00:00Z", "2030-05-01T11:00:00Z")
-
-
 def test_an_update_with_an_invalid_value_is_refused_and_changes_nothing(hub: Hub, live: str) -> None:
     hub.agency("SPD")
     lee = Officer(live, hub.token("SPD", "Sgt. Lee"))
@@ -416,7 +274,7 @@ def test_an_update_with_an_invalid_value_is_refused_and_changes_nothing(hub: Hub
 
 
 def test_one_batch_is_applied_as_its_changes_one_by_one(hub: Hub, live: str) -> None:
-    """A batch is merged in memory and written at the end (backend/push.py, _Batch): a record
+    """A batch is merged in memory and written at the end (backend/pushbatch.py, Batch): a record
     created, edited, booked and edited again within one push, a refused link between, and a
     change id used twice in the batch end exactly as if pushed one at a time."""
     hub.agency("SPD")
@@ -425,7 +283,7 @@ def test_one_batch_is_applied_as_its_changes_one_by_one(hub: Hub, live: str) -> 
     rid = car["record_id"]
     deploy = lee.change("resources", {"status": "deployed"}, record_id=rid)
     broken = lee.create(values={"kind": "vehicle"})  # no name: refused, the feed moves on
-    book = lee.create("reservations", _booking(rid, "2030-01-01T08:00:00Z", "2030-01-01T10:00:00Z", "approved"))
+    book = lee.create("reservations", booking_of(rid, "2030-01-01T08:00:00Z", "2030-01-01T10:00:00Z", "approved"))
     note = lee.change("resources", {"notes": "back at noon", "quantity": 3}, record_id=rid)
     reused = sign_as(lee, change_id=deploy["id"], record_id=rid, values={"status": "maintenance"})
     follow(lee, reused)

@@ -17,7 +17,7 @@ from backend.db import db
 from backend.errors import Conflict, NotFound, Unprocessable
 from backend.models import ConflictRow, DoubleBookingRow, LogEntry
 from crypto import SigningKey, VerifiedChange, change_hash
-from field_client import agent, edits
+from field_client import edits, overview
 from field_client.bundle import verify_bundle
 from sync import HUB_DEVICE, Change, Clock, make_change
 from tests.backend.helpers import Hub, audit_entries, rows
@@ -87,9 +87,9 @@ def test_a_resolution_is_a_hub_signed_change_that_every_laptop_verifies_and_appl
     assert audited.actor == "Lt. Dana Cruz" and audited.object == conflict.id
     # the laptops list the conflict as settled, by whom, and no longer count it open
     for lt in (lee, ray):
-        (seen,) = agent.conflicts(lt.device)["conflicts"]
+        (seen,) = overview.conflicts(lt.device)["conflicts"]
         assert seen["id"] == conflict.id and seen["resolved_by"] == "Lt. Dana Cruz"
-        assert agent.status(lt.device)["conflicts"] == 0
+        assert overview.status(lt.device)["conflicts"] == 0
     # and the provenance bundle, verified offline, names the staff member for the field
     with hub.app.app_context():
         report = verify_bundle(provenance.bundle(unit["id"], reader=None))
@@ -222,8 +222,8 @@ def test_declining_one_reservation_of_a_double_booking_reaches_the_laptops(
         lt.sync()
         assert lt.record(booking.second)["state"] == "declined"
         assert lt.record(booking.first)["state"] == "approved"
-        (seen,) = agent.conflicts(lt.device)["double_bookings"]
-        assert seen["resolved_by"] == "Lt. Dana Cruz" and agent.status(lt.device)["double_bookings"] == 0
+        (seen,) = overview.conflicts(lt.device)["double_bookings"]
+        assert seen["resolved_by"] == "Lt. Dana Cruz" and overview.status(lt.device)["double_bookings"] == 0
     (audited,) = audit_entries(hub.app, "double_booking.resolve")
     assert audited.details["declined"] == booking.second
     with hub.app.app_context(), pytest.raises(Conflict):

@@ -8,17 +8,22 @@ the in-process seam by default, or real HTTP when given a live hub's URL.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import requests
 from flask import Flask
+from sqlalchemy import select
 
+from backend.db import db
+from backend.models import LogEntry
 from crypto import FAST, SigningKey
 from field_client import agent, state
 from field_client.device import Device, enroll_into
 from field_client.replica import Replica
 from field_client.transport import HubClient
+from tests.backend.helpers import Hub
 
 from .inprocess import HUB_URL, hub_session
 
@@ -63,3 +68,38 @@ class Laptop:
     def close(self) -> None:
         self.replica.close()
         self.session.close()
+
+
+def outbox(lt: Laptop) -> list[dict[str, Any]]:
+    return lt.replica.rows("SELECT seq, change_id, record_id, status, reason FROM outbox ORDER BY seq")
+
+
+def views(lt: Laptop, collection: str = "resources") -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in state.list_records(lt.replica, collection, include_deleted=True)}
+
+
+# -- the hub's side, as a test (or a compromised hub) sees it ------------------------------------------
+
+
+def log_size(hub: Hub) -> int:
+    with hub.app.app_context():
+        return len(db.session.scalars(select(LogEntry.seq)).all())
+
+
+def tamper(hub: Hub, change_id: str, edit: Any) -> None:
+    """Change the hub's stored wire of one change, as a compromised hub (or its database) would."""
+    with hub.app.app_context():
+        entry = db.session.scalars(select(LogEntry).where(LogEntry.change_id == change_id)).one()
+        wire = copy.deepcopy(entry.wire)
+        edit(wire)
+        entry.wire = wire
+        db.session.commit()
+
+
+FORGERIES: dict[str, Any] = {
+    "value": lambda w: w["fields"]["name"].__setitem__("value", "Unit 99"),
+    "agency": lambda w: w.__setitem__("agency", "CSO"),
+    "seq": lambda w: w.__setitem__("seq", w["seq"] + 100),
+    "salt": lambda w: w["fields"]["name"].__setitem__("salt", w["fields"]["kind"]["salt"]),
+    "field-added": lambda w: w["fields"].__setitem__("notes", dict(w["fields"]["name"])),
+}

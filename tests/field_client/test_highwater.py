@@ -15,7 +15,7 @@ import pytest
 
 from backend.models import Device as HubDevice
 from backend.models import Equivocation, FeedLink
-from field_client import agent, edits, highwater
+from field_client import edits, highwater, overview
 from field_client.errors import FeedClosed, HighWaterInvalid
 from field_client.replica import DB_NAME, HEADER_NAME
 from tests.backend.helpers import Hub, rows
@@ -121,7 +121,7 @@ def test_a_mark_behind_the_replica_is_fine_and_catches_up(laptop: MakeLaptop) ->
     edits.create(lee.device, "resources", dict(VEHICLE))
     (lee.home / highwater.NAME).write_bytes(behind)  # as if the process died between the two
     lee.reopen()
-    assert agent.status(lee.device)["feed_closed"] is None
+    assert overview.status(lee.device)["feed_closed"] is None
     edits.create(lee.device, "resources", dict(VEHICLE))
     assert lee.device.mark().seq == 3  # type: ignore[union-attr]
     assert lee.sync().accepted == 3
@@ -141,7 +141,7 @@ def test_a_restored_replica_signs_nothing_until_it_is_resynced(laptop: MakeLapto
     with pytest.raises(FeedClosed, match="older than its high-water mark"):
         edits.create(lee.device, "resources", {**VEHICLE, "name": "would reuse seq 2"})
     assert (lee.count("outbox"), lee.count("records"), lee.replica.get("seq")) == before == (1, 1, 1)
-    assert "older than its high-water mark" in agent.status(lee.device)["feed_closed"]
+    assert "older than its high-water mark" in overview.status(lee.device)["feed_closed"]
 
 
 @sqlite_only
@@ -196,7 +196,7 @@ def test_seqs_signed_after_the_backup_and_never_pushed_are_burned(hub: Hub, lapt
     assert report.restored["lost"] == [3] and report.restored["set_aside"] == [2]
     assert lee.record(shared["id"]) is not None  # pulled
     assert lee.record(stale["id"]) is None  # not on the hub: not in the rebuilt records...
-    [aside] = agent.status(lee.device)["set_aside"]  # ...but kept aside, with its signed wire
+    [aside] = overview.status(lee.device)["set_aside"]  # ...but kept aside, with its signed wire
     assert aside["seq"] == 2 and "burned range 2..3" in aside["reason"]
     assert json.loads(aside["wire"])["record_id"] == stale["id"]
     with pytest.raises(FeedClosed, match=r"seqs 2\.\.3"):
@@ -218,4 +218,4 @@ def test_a_tampered_mark_stops_edits_and_sync(hub: Hub, laptop: MakeLaptop) -> N
     with pytest.raises(HighWaterInvalid, match="fails its MAC"):
         lee.sync()
     assert rows(hub.app, FeedLink) == [] and lee.count("outbox") == 2
-    assert "fails its MAC" in agent.status(lee.device)["last_sync_error"]
+    assert "fails its MAC" in overview.status(lee.device)["last_sync_error"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crypto import FAST, INTERACTIVE, b64d
-from field_client import agent, edits, highwater, replica, state
+from field_client import edits, highwater, overview, replica, state
 from field_client.device import Device
 from field_client.errors import (
     AlreadyEnrolled,
@@ -583,7 +583,7 @@ def test_nested_transaction_is_one_transaction(made: Path) -> None:
 @sqlite_hub
 def test_status_of_a_fresh_laptop(laptop: MakeLaptop) -> None:
     lee = laptop("SPD", "Sgt. Lee")
-    info = agent.status(lee.device)
+    info = overview.status(lee.device)
     assert info["device_id"] == lee.device.device_id
     assert (info["agency"], info["officer"], info["pending"]) == ("SPD", "Sgt. Lee", 0)
     assert info["last_sync_at"] is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -12,16 +13,16 @@ from typing import Any
 import pytest
 from werkzeug.serving import make_server
 
-from field_client import agent, edits
+from field_client import edits
 from field_client.errors import HubRefused
 from field_client.replica import Replica
-from field_client.watch import run_watch
+from field_client.watch import backoff, run_watch
 from tests.backend.helpers import Hub
 
 from .conftest import MakeLaptop
 from .helpers import PASSPHRASE, VEHICLE, Laptop
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # (the hub is not what is tested)
 
 
 def free_port() -> int:
@@ -59,6 +60,7 @@ class Watch:
         assert not self.thread.is_alive(), "the watch did not stop"
 
 
+@sqlite_only
 def test_watch_keeps_retrying_until_the_hub_comes_up(hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()  # nothing listens here yet
     url = f"http://127.0.0.1:{port}"
@@ -73,7 +75,7 @@ def test_watch_keeps_retrying_until_the_hub_comes_up(hub: Hub, tmp_path: Path, m
         delays.append(failures)
         return 0.2
 
-    monkeypatch.setattr(agent, "backoff", quick_backoff)
+    monkeypatch.setattr("field_client.watch.backoff", quick_backoff)
     reader = Replica.open(lt.home, PASSPHRASE)  # the officer's view, on its own connection
     server = None
     watch = Watch(lt)
@@ -106,6 +108,7 @@ def test_watch_keeps_retrying_until_the_hub_comes_up(hub: Hub, tmp_path: Path, m
         lt.close()
 
 
+@sqlite_only
 def test_watch_stops_on_a_refusal(hub: Hub, live: str, laptop: MakeLaptop) -> None:
     lt = laptop("SPD", "Sgt. Lee", hub_url=live)
     edits.create(lt.device, "resources", dict(VEHICLE))
@@ -117,6 +120,7 @@ def test_watch_stops_on_a_refusal(hub: Hub, live: str, laptop: MakeLaptop) -> No
     assert isinstance(raised, HubRefused) and raised.status == 403
 
 
+@sqlite_only
 def test_watch_syncs_again_after_the_interval_and_stops_when_told(hub: Hub, live: str, laptop: MakeLaptop) -> None:
     lee = laptop("SPD", "Sgt. Lee", hub_url=live)
     ray = laptop("SPD", "Ofc. Ray", hub_url=live)
@@ -139,3 +143,35 @@ def test_watch_syncs_again_after_the_interval_and_stops_when_told(hub: Hub, live
         watch.stop.set()
         watch.thread.join(10)
         reader.close()
+
+
+def test_backoff_grows_with_failures_and_is_capped() -> None:
+    rng = random.Random(1234)
+    for failures in range(1, 30):
+        ceiling = min(900.0, 5.0 * 2 ** (failures - 1))
+        for _ in range(50):
+            delay = backoff(failures, rng=rng)
+            assert ceiling / 2 <= delay <= ceiling
+            assert delay <= 900.0
+    assert backoff(0, rng=rng) <= 5.0
+    medians = [sorted(backoff(f, rng=rng) for _ in range(101))[50] for f in range(1, 10)]
+    assert medians == sorted(medians) and medians[-1] > 10 * medians[0]
+    assert all(450.0 <= backoff(f, rng=rng) <= 900.0 for f in range(9, 200))
+    assert all(backoff(f, base=1.0, cap=4.0, rng=rng) <= 4.0 for f in range(1, 50))
+
+
+def test_backoff_is_jittered() -> None:
+    rng = random.Random(7)
+    delays = {round(backoff(4, rng=rng), 6) for _ in range(100)}
+    assert len(delays) > 90  # spread, so laptops do not retry in lockstep
+    assert min(delays) < 25.0 < max(delays)  # both halves of [20, 40] are used
+    same = [backoff(3, rng=random.Random(99)) for _ in range(2)]
+    assert same[0] == same[1]  # the jitter comes from the given generator
+
+
+def test_backoff_stays_capped_after_weeks_of_failures() -> None:
+    # A hub down for weeks means thousands of failures in a row: 2**1024 would overflow a float
+    # and silently end `sync --watch` (the error escaped the retry branch).
+    rng = random.Random(11)
+    for failures in (1_025, 10_000, 10**9):
+        assert 450.0 <= backoff(failures, rng=rng) <= 900.0

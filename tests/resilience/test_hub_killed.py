@@ -1,7 +1,7 @@
 """The hub SIGKILLed in the middle of a push, then restarted on the same instance and port.
 
 A laptop with a few hundred pending changes runs `fieldsync sync`; the push goes in batches
-(field_client/agent.py PUSH_BATCH, one transaction each on the hub: backend/pushbatch.py).
+(field_client/push.py PUSH_BATCH, one transaction each on the hub: backend/pushbatch.py).
 As soon as the hub's log shows the first batch committed, and not all of them, the hub
 process is killed with SIGKILL: the next batch is in flight, its transaction never commits.
 After a restart on the same folder and port, one more sync must leave the hub's log with

@@ -21,7 +21,7 @@ from .laptops import assert_converged, assert_log_exact, enroll, offline_edits, 
 from .proxy import Proxy
 
 VEHICLES = 100  # x3 = 300 changes: push batches of 200 and 100
-FIRST_BATCH = 200  # field_client.agent.PUSH_BATCH
+FIRST_BATCH = 200  # field_client.push.PUSH_BATCH
 PUSH, PULL = "POST /api/v1/sync/push", "GET /api/v1/sync/pull"  # (each sync first asks GET /sync/feed)
 
 

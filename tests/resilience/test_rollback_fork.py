@@ -78,7 +78,7 @@ def test_a_hub_restored_from_an_old_copy_is_refused_until_the_officer_accepts_it
 
 def test_a_forked_hub_at_the_same_address_is_refused(hub_process: Hub, officer: Any, tmp_path: Path) -> None:
     """The fork has grown past the size the laptop saw: its size alone would not tell (the same-size
-    case is tests/field_client/test_agent.py's); the head of its log at that size does."""
+    case is tests/field_client/test_hubtrust.py's); the head of its log at that size does."""
     hub = hub_process
     lee, ray, kim = officer("SPD", "lee"), officer("SPD", "ray"), officer("SPD", "kim")
     lee.add("resource", kind="vehicle", name="Unit 1")

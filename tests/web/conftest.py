@@ -29,9 +29,8 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from backend import create_app, keystore, schema
+from backend import bootstrap, create_app, keystore, schema
 from backend.db import db
-from backend.models import LogHead
 from crypto import b64e
 from tests.conftest import PG_URL, _connect
 
@@ -66,8 +65,7 @@ def web_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     )
     with app.app_context():
         schema.upgrade()
-        db.session.add(LogHead(id=1, size=0, head=None))
-        keystore.create_hub_key()
+        bootstrap.start_hub()
         db.session.commit()
         keystore.reset_cache()
     add_users(app)
