@@ -146,8 +146,6 @@ def test_no_other_module_spells_a_meta_key() -> None:
     for path in sorted(root.rglob("*.py")):
         if path == Path(syncstate.__file__):
             continue
-        if path.name == "agent.py":  # TEMPORARY: converted once the agent split lands
-            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if (
                 isinstance(node, ast.Call)
