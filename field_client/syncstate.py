@@ -14,15 +14,15 @@ Rules this module owns:
   reads as its default.
 - The keys, by who writes them:
   enrollment (field_client.device): ``hub_url``, ``device_id``, ``agency``,
-  ``officer``, ``certificate``, ``registry`` and ``pinned`` (size and head of
-  the registry at enrollment: a later one must extend it);
-  the laptop's own feed (edits, device, the pull's clock): ``seq``, ``prev``,
+  ``officer``, ``certificate``, ``registry`` (replaced later only by one that
+  extends ``pinned``) and ``pinned`` (size and head of the registry at enrollment);
+  the laptop's own feed (edits, device; the pull merges the clock): ``seq``, ``prev``,
   ``clock``;
-  the sync (agent, recovery, hub trust): ``cursor`` (the hub log's position
+  the sync (agent, pull, recovery, hubtrust): ``cursor`` (the hub log's position
   pulled up to), ``checkpoint`` (the newest verified hub checkpoint),
   ``hub_alarm`` (a ROLLBACK or FORK, kept until accept-hub removes it),
   ``hub_resets`` (every alarm accepted), ``last_sync_at``, ``last_try_at``,
-  ``last_sync_error``, ``hub_clock_offset`` (seconds the hub's clock is ahead),
+  ``last_sync_error``, ``hub_clock_offset`` (seconds added to this clock to read the hub's),
   ``restored`` (what recovery did) and ``feed_burned`` (seqs never to sign again).
 """
 
