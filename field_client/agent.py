@@ -36,7 +36,7 @@ from typing import Any
 
 from crypto.clock import stamp
 
-from . import hubtrust, pull, push, recovery, settings
+from . import hubtrust, outbox, pull, push, recovery, settings
 from . import verifier as page_verifier
 from .device import Device
 from .errors import HighWaterInvalid, HubRefused, HubUnavailable, HubUntrusted
@@ -66,7 +66,7 @@ def client_for(device: Device, **kw: Any) -> HubClient:
     """A client for this laptop's hub: timeouts from the environment, and the offset to the hub's
     clock it learned in an earlier sync (so a laptop hours off does not start each sync refused)."""
     kw.setdefault("timeout", settings.timeouts())
-    kw.setdefault("clock_offset", float(device.replica.get("hub_clock_offset", 0.0)))
+    kw.setdefault("clock_offset", device.sync_state.hub_clock_offset)
     kw.setdefault("max_offset", device.max_drift_ms / 1000)
     return HubClient(device.hub_url, device_id=device.device_id, key=device.key, **kw)
 
@@ -75,17 +75,18 @@ def sync(device: Device, client: HubClient, *, progress: pull.Progress | None = 
     """Push, then pull. Raises HubUnavailable (retry), HubRefused or HubUntrusted (stop)."""
     report = SyncReport()
     commit_every = settings.pull_commit()  # a bad setting stops the sync before anything is sent
-    device.replica.set("last_try_at", stamp())  # kept apart from last_sync_at: a failed try is not a sync
+    kept = device.sync_state
+    kept.last_try_at = stamp()  # kept apart from last_sync_at: a failed try is not a sync
     try:
         hubtrust.refuse_if_alarmed(device)
         hub_size = prepare(device, client, report)
         remote = PageVerifier()
         early: pull.Pages | None = None
-        cursor = int(device.replica.get("cursor", 0))
+        cursor = kept.cursor
         try:
             if pull.VERIFY_PROCESS and hub_size - cursor >= page_verifier.START_AFTER:
                 remote.start()  # a long pull is coming: the verification processes start during the push
-                if pull.EARLY_PAGES and push.pending(device):  # ... and its first pages are fetched meanwhile
+                if pull.EARLY_PAGES and outbox.has_pending(device.replica):  # ... and its first pages fetched meanwhile
                     early = pull.Pages(client, cursor, remote, device.registry(), pull.EARLY_PAGES, pushing=True)
             push.push(device, client, report)
             if early is not None:
@@ -96,14 +97,14 @@ def sync(device: Device, client: HubClient, *, progress: pull.Progress | None = 
                 early.close()
             remote.close()
     except (HubUnavailable, HubRefused, HubUntrusted, HighWaterInvalid) as exc:
-        device.replica.set("last_sync_error", str(exc))
+        kept.last_sync_error = str(exc)
         raise
     finally:
         offset = getattr(client, "clock_offset", None)  # a test's stand-in client may have none
-        if offset is not None and offset != device.replica.get("hub_clock_offset", 0.0):
-            device.replica.set("hub_clock_offset", offset)
-    device.replica.set("last_sync_error", None)  # first: whoever sees the new last_sync_at sees no old error
-    device.replica.set("last_sync_at", stamp())
+        if offset is not None and offset != kept.hub_clock_offset:
+            kept.hub_clock_offset = offset
+    kept.last_sync_error = None  # first: whoever sees the new last_sync_at sees no old error
+    kept.last_sync_at = stamp()
     return report
 
 

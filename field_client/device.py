@@ -28,28 +28,27 @@ from sync import Clock, Verifier
 from . import highwater, settings
 from .errors import FeedClosed, HighWaterInvalid, NotEnrolled
 from .replica import Replica
+from .syncstate import SyncState
 
 
 def enroll_into(replica: Replica, *, hub_url: str, key: SigningKey, answer: dict[str, Any]) -> None:
     """Store what enrollment returned, in one transaction."""
     registry = answer["registry"]
     KeyRegistry.verify(registry).verify_certificate(answer["certificate"])
+    kept = SyncState(replica)
     with replica.transaction():
         replica.set_secret("device_key", bytes(key))
-        for name, value in {
-            "hub_url": hub_url.rstrip("/"),
-            "device_id": answer["device_id"],
-            "agency": answer["agency"],
-            "officer": answer["officer"],
-            "certificate": answer["certificate"],
-            "registry": registry,
-            "pinned": {"size": len(registry), "head": entry_hash(registry[-1]) if registry else None},
-            "clock": str(Clock(answer["device_id"], last=None).observe(answer["hub_time"])),
-            "seq": 0,
-            "prev": None,
-            "cursor": 0,
-        }.items():
-            replica.set(name, value)
+        kept.hub_url = hub_url.rstrip("/")
+        kept.device_id = answer["device_id"]
+        kept.agency = answer["agency"]
+        kept.officer = answer["officer"]
+        kept.certificate = answer["certificate"]
+        kept.registry = registry
+        kept.pinned = {"size": len(registry), "head": entry_hash(registry[-1]) if registry else None}
+        kept.clock = str(Clock(answer["device_id"], last=None).observe(answer["hub_time"]))
+        kept.seq = 0
+        kept.prev = None
+        kept.cursor = 0
 
 
 class Device:
@@ -57,32 +56,35 @@ class Device:
 
     def __init__(self, replica: Replica, *, max_drift_ms: int | None = None) -> None:
         seed = replica.secret("device_key")
-        if seed is None or replica.get("device_id") is None:
+        kept = SyncState(replica)
+        device_id = kept.device_id
+        if seed is None or device_id is None:
             raise NotEnrolled("this replica is not enrolled yet: run `fieldsync enroll`")
         self.replica = replica
+        self.sync_state = kept
         self.key = SigningKey(seed)
-        self.device_id: str = replica.get("device_id")
-        self.agency: str = replica.get("agency")
-        self.officer: str = replica.get("officer")
-        self.hub_url: str = replica.get("hub_url")
-        self.certificate: dict[str, Any] = replica.get("certificate")
+        self.device_id: str = device_id
+        self.agency: str = kept.agency  # type: ignore[assignment]  # written at enrollment with device_id
+        self.officer: str = kept.officer  # type: ignore[assignment]
+        self.hub_url: str = kept.hub_url  # type: ignore[assignment]
+        self.certificate: dict[str, Any] = kept.certificate  # type: ignore[assignment]
         self.max_drift_ms = settings.max_clock_drift_ms() if max_drift_ms is None else max_drift_ms
         self._registry: KeyRegistry | None = None
 
     @property
     def pinned(self) -> RegistryHead:
-        p = self.replica.get("pinned")
-        return RegistryHead(p["size"], p["head"])
+        p = self.sync_state.pinned
+        return RegistryHead(p["size"], p["head"])  # type: ignore[index]  # written at enrollment
 
     def registry(self) -> KeyRegistry:
         if self._registry is None:
-            self._registry = KeyRegistry.verify(self.replica.get("registry"), pinned=self.pinned)
+            self._registry = KeyRegistry.verify(self.sync_state.registry, pinned=self.pinned)  # type: ignore[arg-type]
         return self._registry
 
     def replace_registry(self, entries: list[dict[str, Any]]) -> KeyRegistry:
         """Adopt a newer registry if, and only if, it extends the pinned one."""
         registry = KeyRegistry.verify(entries, pinned=self.pinned)
-        self.replica.set("registry", entries)
+        self.sync_state.registry = entries
         self._registry = registry
         return registry
 
@@ -97,14 +99,14 @@ class Device:
     def record_feed(self, seq: int, prev: str | None) -> None:
         """Store the feed's new head (inside the caller's transaction); the high-water mark
         follows once the transaction commits."""
-        self.replica.set("seq", seq)
-        self.replica.set("prev", prev)
+        self.sync_state.seq = seq
+        self.sync_state.prev = prev
         home, key, mark = self.replica.home, self.replica.mac_key, highwater.Mark(self.device_id, seq, prev)
         self.replica.after_commit("highwater", lambda: highwater.write(home, key, mark))
 
     def check_can_sign(self) -> None:
         """Raise FeedClosed unless signing the next seq is safe (see the module's rules)."""
-        burned = self.replica.get("feed_burned")
+        burned = self.sync_state.feed_burned
         if burned:
             raise FeedClosed(
                 f"this laptop may not sign changes any more: seqs {burned['from']}..{burned['to']} of its feed "
@@ -116,7 +118,7 @@ class Device:
             mark = self.mark()
         except HighWaterInvalid as exc:
             raise FeedClosed(str(exc)) from None
-        seq = int(self.replica.get("seq", 0))
+        seq = self.sync_state.seq
         if mark is not None and mark.seq > seq:
             raise FeedClosed(
                 f"this replica is older than its high-water mark (it holds seq {seq}, this laptop signed up to "
@@ -125,4 +127,4 @@ class Device:
             )
 
     def clock(self) -> Clock:
-        return Clock(self.device_id, last=self.replica.get("clock"), max_drift_ms=self.max_drift_ms)
+        return Clock(self.device_id, last=self.sync_state.clock, max_drift_ms=self.max_drift_ms)

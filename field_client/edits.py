@@ -21,16 +21,14 @@ Rules this module owns:
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Any
 
-from crypto.clock import stamp
 from sync import ReservationRefused, ValidationError, make_change, reservations, validate_values
 from sync.schemas import UUID_RE
 
-from . import state
+from . import outbox, state
 from .device import Device
 from .errors import EditRefused, RecordNotFound
 
@@ -112,7 +110,7 @@ def _write(
     with replica.transaction():
         current = state.load(replica, record_id)
         clock = device.clock()
-        seq = int(replica.get("seq", 0)) + 1
+        seq = device.sync_state.seq + 1
         wire = make_change(
             device.key,
             collection=collection,
@@ -120,7 +118,7 @@ def _write(
             agency=agency,
             device=device.device_id,
             seq=seq,
-            prev=replica.get("prev"),
+            prev=device.sync_state.prev,
             hlc=str(clock.now()),
             values=values,
             seen=current.seen() if current else {},
@@ -129,9 +127,6 @@ def _write(
         change = device.verifier().verify(wire, device.certificate)  # the same check every receiver makes
         state.keep_change(replica, change, "local")
         state.apply_change(replica, change)
-        replica.conn.execute(
-            "INSERT INTO outbox(seq, change_id, record_id, wire, status, updated_at) VALUES (?, ?, ?, ?, 'pending', ?)",
-            (seq, change.id, record_id, json.dumps(wire), stamp()),
-        )
+        outbox.queue(replica, seq, change.id, record_id, wire)
         device.record_feed(seq, change.hash)
-        replica.set("clock", str(clock.last))
+        device.sync_state.clock = str(clock.last)

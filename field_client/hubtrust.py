@@ -29,6 +29,7 @@ from typing import Any
 from crypto import VerificationError, verify_checkpoint
 from crypto.clock import stamp
 
+from . import outbox
 from .device import Device
 from .errors import ClientError, HubUntrusted
 from .transport import HubClient
@@ -40,7 +41,7 @@ Alarm = tuple[str, str, Any, Any, dict[str, Any]]  # kind, message, the verified
 
 def refuse_if_alarmed(device: Device) -> None:
     """Raise HubUntrusted when a ROLLBACK or FORK alarm is kept: no request until accept-hub."""
-    alarm = device.replica.get("hub_alarm")
+    alarm = device.sync_state.hub_alarm
     if alarm:
         raise HubUntrusted(f"{alarm['message']} (raised {alarm['detected_at']}, kept until `fieldsync accept-hub`)")
 
@@ -48,7 +49,7 @@ def refuse_if_alarmed(device: Device) -> None:
 def feed(device: Device, client: HubClient, after: int) -> tuple[dict[str, Any], dict[int, str]]:
     """The hub's answer about this device's feed (with the hub's head at the size of the newest
     checkpoint kept), and its link hashes after ``after`` (all pages)."""
-    kept = device.replica.get("checkpoint")
+    kept = device.sync_state.checkpoint
     since = int(kept["size"]) if kept else 0
     answer = client.feed(after=after, since=since)
     links: dict[int, str] = {}
@@ -78,7 +79,7 @@ def checkpoint_alarm(device: Device, checkpoint: Any, *, chain_at: Any = None, p
         cp = verify_checkpoint(checkpoint, device.registry().hub_key)
     except VerificationError as exc:
         raise HubUntrusted(f"the hub's signed checkpoint does not verify: {exc}") from None
-    newest = device.replica.get("checkpoint")
+    newest = device.sync_state.checkpoint
     if newest is None:
         return None
     seen = f"{cp.size} log entries (head {cp.head})"
@@ -109,24 +110,21 @@ def checkpoint_alarm(device: Device, checkpoint: Any, *, chain_at: Any = None, p
 
 def keep_checkpoint(device: Device, checkpoint: dict[str, Any]) -> None:
     """Keep a verified, sound checkpoint as the newest when it shows a longer log."""
-    newest = device.replica.get("checkpoint")
+    newest = device.sync_state.checkpoint
     size = int(checkpoint["size"])
     if newest is None or size > newest["size"]:
-        device.replica.set("checkpoint", {"size": size, "head": checkpoint["head"], "at": checkpoint["at"]})
+        device.sync_state.checkpoint = {"size": size, "head": checkpoint["head"], "at": checkpoint["at"]}
 
 
 def raise_alarm(device: Device, kind: str, message: str, cp: Any, checkpoint: Any, newest: dict[str, Any]) -> None:
     """Keep the alarm as the replica's ``hub_alarm``, log it, and raise HubUntrusted."""
-    device.replica.set(
-        "hub_alarm",
-        {
-            "kind": kind,
-            "message": message,
-            "seen": {"size": cp.size, "head": cp.head, "at": checkpoint["at"]},
-            "kept": newest,
-            "detected_at": stamp(),
-        },
-    )
+    device.sync_state.hub_alarm = {
+        "kind": kind,
+        "message": message,
+        "seen": {"size": cp.size, "head": cp.head, "at": checkpoint["at"]},
+        "kept": newest,
+        "detected_at": stamp(),
+    }
     logger.error("ALERT: %s", message)
     raise HubUntrusted(message)
 
@@ -141,8 +139,8 @@ def accept_hub(device: Device, client: HubClient, *, size: int, head: str) -> di
     change is pulled again; merging is idempotent), this device's changes the hub no longer
     holds (after the hub's head of its feed) are queued again - the same signed bytes, so no
     equivocation - and the alarm moves to ``hub_resets``, the replica's record of every one."""
-    replica = device.replica
-    alarm = replica.get("hub_alarm")
+    replica, kept = device.replica, device.sync_state
+    alarm = kept.hub_alarm
     if not alarm:
         raise ClientError("there is no ROLLBACK or FORK alarm on this laptop: nothing to accept")
     answer = client.feed(after=0, since=0)
@@ -157,25 +155,15 @@ def accept_hub(device: Device, client: HubClient, *, size: int, head: str) -> di
         )
     hub_seq = int(answer["seq"])
     with replica.transaction():
-        requeued = [
-            int(r["seq"])
-            for r in replica.rows(
-                "SELECT seq FROM outbox WHERE status IN ('accepted', 'rejected') AND seq > ? ORDER BY seq", (hub_seq,)
-            )
-        ]
-        replica.conn.execute(
-            "UPDATE outbox SET status = 'pending', reason = NULL, details = NULL, updated_at = ?"
-            " WHERE status IN ('accepted', 'rejected') AND seq > ?",
-            (stamp(), hub_seq),
-        )
+        requeued = outbox.requeue_after(replica, hub_seq)
         record = {
             "accepted_at": stamp(),
             "alarm": alarm,
             "checkpoint": {"size": cp.size, "head": cp.head, "at": answer["checkpoint"]["at"]},
             "requeued": requeued,
         }
-        replica.set("hub_resets", [*replica.get("hub_resets", []), record])
-        replica.set("checkpoint", record["checkpoint"])
-        replica.set("cursor", 0)
-        replica.conn.execute("DELETE FROM meta WHERE key = 'hub_alarm'")
+        kept.hub_resets = [*kept.hub_resets, record]
+        kept.checkpoint = record["checkpoint"]
+        kept.cursor = 0
+        del kept.hub_alarm
     return record

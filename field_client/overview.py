@@ -23,41 +23,34 @@ from typing import Any
 from sync import HUB_DEVICE
 from sync.changes import resolution_of
 
+from . import outbox
 from .device import Device
 from .errors import ClientError
 
 
 def status(device: Device) -> dict[str, Any]:
-    replica = device.replica
-    count = lambda sql: replica.conn.execute(sql).fetchone()[0]  # noqa: E731
+    replica, kept = device.replica, device.sync_state
     found = conflicts(device)  # open ones only: those command staff settled are not counted
     return {
         "device_id": device.device_id,
         "agency": device.agency,
         "officer": device.officer,
         "hub": device.hub_url,
-        "pending": count("SELECT count(*) FROM outbox WHERE status IN ('pending', 'held')"),
-        "last_sync_at": replica.get("last_sync_at"),
-        "last_sync_error": replica.get("last_sync_error"),
-        "last_try_at": replica.get("last_try_at"),
-        "cursor": replica.get("cursor", 0),
+        "pending": outbox.count_pending(replica),
+        "last_sync_at": kept.last_sync_at,
+        "last_sync_error": kept.last_sync_error,
+        "last_try_at": kept.last_try_at,
+        "cursor": kept.cursor,
         "conflicts": sum(1 for c in found["conflicts"] if c["resolved_by"] is None),
         "double_bookings": sum(1 for b in found["double_bookings"] if b["resolved_by"] is None),
-        "rejected": [  # details decoded: field -> messages, as `sync --json` reports them
-            {**row, "details": json.loads(row["details"]) if row["details"] else {}}
-            for row in replica.rows(
-                "SELECT change_id, record_id, reason, details FROM outbox WHERE status = 'rejected' ORDER BY seq"
-            )
-        ],
-        "refused": replica.rows("SELECT change_id, record_id, reason, received_at FROM refused ORDER BY id"),
-        "hub_alarm": replica.get("hub_alarm"),
-        "hub_resets": replica.get("hub_resets", []),
-        "restored": replica.get("restored"),
-        "feed_burned": replica.get("feed_burned"),
+        "rejected": outbox.rejected(replica),  # details decoded, as `sync --json` reports them
+        "refused": outbox.refused(replica),
+        "hub_alarm": kept.hub_alarm,
+        "hub_resets": kept.hub_resets,
+        "restored": kept.restored,
+        "feed_burned": kept.feed_burned,
         "feed_closed": feed_closed(device),
-        "set_aside": replica.rows(
-            "SELECT seq, change_id, record_id, reason, wire FROM outbox WHERE status = 'set_aside' ORDER BY seq"
-        ),
+        "set_aside": outbox.set_aside(replica),
     }
 
 

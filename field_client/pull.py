@@ -51,7 +51,6 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from crypto import KeyRegistry, VerificationError, VerifiedChange
-from crypto.clock import stamp
 from sync import (
     HUB_DEVICE,
     Change,
@@ -64,7 +63,7 @@ from sync import (
     check_resolution,
 )
 
-from . import hubtrust, settings, state
+from . import hubtrust, outbox, settings, state
 from . import verifier as page_verifier
 from .collector import fewer_collections
 from .device import Device
@@ -107,7 +106,7 @@ def pull(
     fetched during the push, from this same cursor, under this same registry."""
     replica = device.replica
     remote = remote or PageVerifier()  # the caller's is started already when a long pull was foreseen
-    cursor = int(replica.get("cursor", 0))
+    cursor = device.sync_state.cursor
     if pages is None or pages.cursor != cursor or pages.registry is not device.registry():
         if pages is not None:
             pages.close()  # (a guard: nothing between the push and the pull moves the cursor)
@@ -347,23 +346,14 @@ def _apply_page(
             except (ProvenanceError, ChangeRejected, ClockDriftError, ClockError) as exc:
                 reason = getattr(exc, "reason", None) or str(exc)
                 report.refused.append({"id": wire.get("id") if isinstance(wire, dict) else None, "reason": reason})
-                replica.conn.execute(
-                    "INSERT INTO refused(change_id, record_id, wire, reason, received_at) VALUES (?, ?, ?, ?, ?)",
-                    (
-                        wire.get("id") if isinstance(wire, dict) else None,
-                        wire.get("record_id") if isinstance(wire, dict) else None,
-                        json.dumps(wire),
-                        reason,
-                        stamp(),
-                    ),
-                )
+                outbox.keep_refused(replica, wire, reason)
                 logger.warning("refused a change from the hub: %s", reason)
         if latest is not None:  # as observing each in turn: the next local clock is later than all
             clock.merge(Hlc.parse(latest))  # (each was checked against the drift bound with its change)
         if own:
             writer.flush()
-        replica.set("cursor", int(answer["next_cursor"]))
-        replica.set("clock", str(clock.last))
+        device.sync_state.cursor = int(answer["next_cursor"])
+        device.sync_state.clock = str(clock.last)
 
 
 class _Commits:

@@ -19,12 +19,11 @@ Rules this module owns:
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from crypto.clock import stamp
-
-from . import state
+from . import outbox, state
 from .device import Device
+from .outbox import Status
 from .transport import HubClient
 
 if TYPE_CHECKING:  # (agent imports this module: the report's type only)
@@ -33,19 +32,10 @@ if TYPE_CHECKING:  # (agent imports this module: the report's type only)
 PUSH_BATCH = 200
 
 
-def pending(device: Device) -> bool:
-    """Whether the outbox holds anything to push."""
-    return bool(device.replica.rows("SELECT 1 FROM outbox WHERE status IN ('pending', 'held') LIMIT 1"))
-
-
 def push(device: Device, client: HubClient, report: SyncReport) -> None:
     replica = device.replica
     while True:
-        rows = replica.rows(
-            "SELECT seq, change_id, record_id, wire FROM outbox WHERE status IN ('pending', 'held')"
-            " ORDER BY seq LIMIT ?",
-            (PUSH_BATCH,),
-        )
+        rows = outbox.to_send(replica, PUSH_BATCH)
         if not rows:
             return
         results = client.push([json.loads(r["wire"]) for r in rows])
@@ -63,10 +53,10 @@ def push(device: Device, client: HubClient, report: SyncReport) -> None:
                 if status in ("accepted", "duplicate"):
                     report.accepted += 1
                     progressed = True
-                    _mark(replica, row["seq"], "accepted")
+                    outbox.mark(replica, row["seq"], Status.ACCEPTED)
                 elif status == "held":
                     report.held += 1
-                    _mark(replica, row["seq"], "held", result.get("reason"))
+                    outbox.mark(replica, row["seq"], Status.HELD, result.get("reason"))
                 else:
                     progressed = True
                     report.rejected.append(
@@ -77,17 +67,10 @@ def push(device: Device, client: HubClient, report: SyncReport) -> None:
                             "details": result.get("details", {}),
                         }
                     )
-                    _mark(replica, row["seq"], "rejected", result.get("reason"), result.get("details"))
+                    outbox.mark(replica, row["seq"], Status.REJECTED, result.get("reason"), result.get("details"))
                     refused.setdefault(row["record_id"], set()).add(row["change_id"])
             for record_id, change_ids in refused.items():
                 state.rebuild(replica, record_id, change_ids)
         report.pushed += len(rows)
         if not progressed:
             return  # everything held: the hub lacks an earlier link; nothing more to do now
-
-
-def _mark(replica: Any, seq: int, status: str, reason: str | None = None, details: Any = None) -> None:
-    replica.conn.execute(
-        "UPDATE outbox SET status = ?, reason = ?, details = ?, updated_at = ? WHERE seq = ?",
-        (status, reason, json.dumps(details) if details else None, stamp(), seq),
-    )

@@ -34,25 +34,25 @@ from typing import Any
 from crypto import change_hash
 from crypto.clock import stamp
 
+from . import outbox
 from .device import Device
-
-PENDING = ("pending", "held")
+from .outbox import Status
 
 
 def feed_after(device: Device) -> int:
     """The seq after which the hub's link hashes are wanted: below the oldest pending entry,
     or the replica's own head (no hashes needed in the common case)."""
     replica = device.replica
-    oldest = replica.conn.execute("SELECT min(seq) FROM outbox WHERE status IN ('pending', 'held')").fetchone()[0]
-    seq = int(replica.get("seq", 0))
-    return max(0, min(seq, int(oldest) - 1)) if oldest is not None else seq
+    oldest = outbox.oldest_pending(replica)
+    seq = device.sync_state.seq
+    return max(0, min(seq, oldest - 1)) if oldest is not None else seq
 
 
 def reconcile(device: Device, answer: dict[str, Any], links: dict[int, str]) -> dict[str, Any] | None:
     """Resync a restored replica (see the module's rules); returns what was done, or None when
     the replica is not restored. ``links`` maps the hub's seqs (after :func:`feed_after`) to hashes."""
-    replica = device.replica
-    local = int(replica.get("seq", 0))
+    replica, kept = device.replica, device.sync_state
+    local = kept.seq
     mark = device.mark()
     marked = mark.seq if mark is not None else 0
     hub_seq, hub_hash = int(answer["seq"]), answer.get("hash")
@@ -62,11 +62,12 @@ def reconcile(device: Device, answer: dict[str, Any], links: dict[int, str]) -> 
     kept_aside: list[int] = []
     already: list[int] = []
     with replica.transaction():
-        for row in replica.rows("SELECT seq, wire FROM outbox WHERE status IN ('pending', 'held') ORDER BY seq"):
+        for row in outbox.to_send(replica):
             seq = int(row["seq"])
             if seq <= hub_seq and links.get(seq) == change_hash(json.loads(row["wire"])):
                 already.append(seq)
-                _mark(replica, seq, "accepted", "the hub already held it (replica restored from an old copy)")
+                reason = "the hub already held it (replica restored from an old copy)"
+                outbox.mark(replica, seq, Status.ACCEPTED, reason)
             else:
                 kept_aside.append(seq)
                 reason = (
@@ -76,10 +77,10 @@ def reconcile(device: Device, answer: dict[str, Any], links: dict[int, str]) -> 
                     if seq <= hub_seq
                     else f"set aside, not sent: stale entry of a restored replica (seq {seq})"
                 )
-                _mark(replica, seq, "set_aside", reason)
+                outbox.mark(replica, seq, Status.SET_ASIDE, reason)
         for table in ("records", "changes", "conflicts", "double_bookings"):
             replica.conn.execute(f"DELETE FROM {table}")
-        replica.set("cursor", 0)
+        kept.cursor = 0
         done = {
             "detected_at": stamp(),
             "replica_seq": local,
@@ -90,18 +91,12 @@ def reconcile(device: Device, answer: dict[str, Any], links: dict[int, str]) -> 
             "burned": {"from": burned[0], "to": burned[1]} if burned else None,
             "lost": list(range(max(local + 1, burned[0]), burned[1] + 1)) if burned else [],
         }
-        replica.set("restored", done)
+        kept.restored = done
         if burned:
-            replica.set("feed_burned", done["burned"])
+            kept.feed_burned = done["burned"]
         else:
             device.record_feed(hub_seq, hub_hash)
     return done
-
-
-def _mark(replica: Any, seq: int, status: str, reason: str) -> None:
-    replica.conn.execute(
-        "UPDATE outbox SET status = ?, reason = ?, updated_at = ? WHERE seq = ?", (status, reason, stamp(), seq)
-    )
 
 
 def describe(done: dict[str, Any]) -> str:

@@ -7,10 +7,14 @@ Rules this module owns:
   error), so an edit, its signature, its local merge and its outbox entry land
   together or not at all.
 - The database key is derived from the officer's passphrase with Argon2id
-  (libsodium, :data:`crypto.INTERACTIVE`: 64 MiB, about 0.15 s here) and given
-  to SQLCipher as a raw key, replacing SQLCipher's own PBKDF2 (256,000
-  iterations, about 0.35 s, and not memory-hard). The salt and cost live in
-  ``replica.json`` beside the database; they are not secret.
+  (libsodium, :data:`crypto.INTERACTIVE`: 64 MiB) and given to SQLCipher as
+  a raw key, replacing SQLCipher's own PBKDF2 (256,000 iterations, slower and
+  not memory-hard). The salt and cost live in ``replica.json`` beside the
+  database; they are not secret.
+- ``replica.json`` is read in one place, :func:`unlock`, for opening and for
+  ``fieldsync check`` alike: a header of another format, a malformed salt,
+  cost or cipher is ReplicaDamaged; a key that fails the header's key check
+  is WrongPassphrase, before the database file is touched.
 - Nothing readable reaches the disk: the database and its WAL are encrypted by
   SQLCipher, temporary tables and sorts stay in memory (``temp_store=MEMORY``),
   and the device key lives inside the encrypted database.
@@ -18,17 +22,16 @@ Rules this module owns:
   when the replica is created and named in ``replica.json``; a header that
   names none is a replica made before, opened with SQLCipher 4's defaults
   (4 KiB, HMAC-SHA512). Every page is encrypted (AES-256-CBC) and its MAC
-  computed at each commit, and a long pull writes ~100 MB of them: with 16 KiB
-  pages a change's share of B-tree pages, IVs and MACs is smaller, and SHA-256
-  runs on the CPU's SHA extensions; the laptop process's CPU for a shift's
-  sync fell ~17% (bench/README.md, measured as bench_sync_ab.py does). A 32-byte HMAC-SHA256 tag
+  computed at each commit, and a long pull writes a great many of them: with
+  16 KiB pages a change's share of B-tree pages, IVs and MACs is smaller, and
+  SHA-256 runs on the CPU's SHA extensions, so a sync costs the laptop less
+  CPU (figures: bench/README.md, bench_sync_ab.py). A 32-byte HMAC-SHA256 tag
   is no weaker a page check than a 64-byte SHA-512 one; SHA-1 is never taken.
 - SQLCipher's "enhanced memory security" (``cipher_memory_security``: every
   SQLite allocation locked in RAM and wiped when freed) is OFF, SQLCipher's
-  own default since 4.5. Measured here it made each row a pull writes cost
-  ~140 us of CPU instead of ~8, ~90 us more per pulled change in
-  ``make bench-sync`` (bench/README.md, bench_sync.py, "Latest"); and it
-  guards only SQLite's share of the plaintext:
+  own default since 4.5. It multiplies the CPU each row a pull writes costs
+  (figures: bench/README.md, bench_sync.py), and it guards only SQLite's
+  share of the plaintext:
   the same records live in this Python process as strings and JSON that no
   one wipes or locks. A running laptop's memory and its swap are the
   operating system's to protect (full-disk encryption with encrypted swap,
@@ -45,7 +48,6 @@ import hashlib
 import hmac
 import json
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -143,6 +145,38 @@ def _key_check(key: bytes) -> str:
     return hashlib.blake2b(b"fieldsync/v1/key-check", key=key, digest_size=16).hexdigest()
 
 
+class Unlocked(NamedTuple):
+    """What ``replica.json`` and the passphrase give: the raw key, the key check (None in a
+    header that has none: then only the first page tells a wrong passphrase) and the cipher."""
+
+    key: bytes
+    check: str | None
+    cipher: Cipher
+
+
+def unlock(folder: Path, passphrase: str) -> Unlocked:
+    """The one reader of ``replica.json``, for :meth:`Replica.open` and :func:`check` alike:
+    the header must be this format's, its salt, cost and cipher well formed, and the key it
+    derives must match its key check. Raises NotEnrolled (no replica), ReplicaDamaged (the
+    header) or WrongPassphrase; reads nothing but the header and writes nothing."""
+    if not exists(folder):
+        raise NotEnrolled(f"no replica in {folder}: run `fieldsync enroll` first")
+    try:
+        header = json.loads(_header_path(folder).read_text())
+        salt = b64d(header["salt"], length=nacl.pwhash.argon2id.SALTBYTES, what="salt")
+        cost = KdfCost(int(header["opslimit"]), int(header["memlimit"]))
+        if header.get("format") != FORMAT:
+            raise ValueError("unknown format")
+        key = derive_key(passphrase, salt, cost)  # libsodium refuses a cost out of its range
+        check = header.get("check")
+        cipher = _cipher_of(header)
+    except (OSError, ValueError, KeyError, TypeError, CryptoError) as exc:
+        raise ReplicaDamaged(f"{_header_path(folder)} is missing or damaged ({exc})") from None
+    if isinstance(check, str) and not hmac.compare_digest(check, _key_check(key)):
+        raise WrongPassphrase("wrong passphrase")
+    return Unlocked(key, check if isinstance(check, str) else None, cipher)
+
+
 def _damaged(home: Path, what: str) -> str:
     first = " ".join(line.strip("* ") for line in what.strip().splitlines()[:2] if line.strip("* "))[:200]
     return (
@@ -190,21 +224,8 @@ def check(home: str | os.PathLike[str], passphrase: str) -> dict[str, Any]:
     integrity_check (the whole structure), read-only; reports rather than raises on damage.
     Raises NotEnrolled / WrongPassphrase / ReplicaDamaged (header) as :meth:`Replica.open`."""
     folder = Path(home)
-    if not exists(folder):
-        raise NotEnrolled(f"no replica in {folder}: run `fieldsync enroll` first")
-    try:
-        header = json.loads(_header_path(folder).read_text())
-        key = derive_key(
-            passphrase,
-            b64d(header["salt"], length=nacl.pwhash.argon2id.SALTBYTES, what="salt"),
-            KdfCost(int(header["opslimit"]), int(header["memlimit"])),
-        )
-        expected = header.get("check")
-        cipher = _cipher_of(header)
-    except (OSError, ValueError, KeyError, TypeError, CryptoError) as exc:
-        raise ReplicaDamaged(f"{_header_path(folder)} is missing or damaged ({exc})") from None
-    if isinstance(expected, str) and not hmac.compare_digest(expected, _key_check(key)):
-        raise WrongPassphrase("wrong passphrase")
+    unlocked = unlock(folder, passphrase)
+    key, expected, cipher = unlocked.key, unlocked.check, unlocked.cipher
     before = _sidecars(folder)
     conn = _keyed(sqlcipher3.connect(f"file:{folder / DB_NAME}?mode=ro", uri=True, isolation_level=None), key, cipher)
     problems: list[str] = []
@@ -272,21 +293,8 @@ class Replica:
     @classmethod
     def open(cls, home: str | os.PathLike[str], passphrase: str) -> Replica:
         folder = Path(home)
-        if not exists(folder):
-            raise NotEnrolled(f"no replica in {folder}: run `fieldsync enroll` first")
-        try:
-            header = json.loads(_header_path(folder).read_text())
-            salt = b64d(header["salt"], length=nacl.pwhash.argon2id.SALTBYTES, what="salt")
-            cost = KdfCost(int(header["opslimit"]), int(header["memlimit"]))
-            if header.get("format") != FORMAT:
-                raise ValueError("unknown format")
-            key = derive_key(passphrase, salt, cost)  # libsodium refuses a cost out of its range
-            check = header.get("check")
-            cipher = _cipher_of(header)
-        except (OSError, ValueError, KeyError, TypeError, CryptoError) as exc:
-            raise ReplicaDamaged(f"{_header_path(folder)} is missing or damaged ({exc})") from None
-        if isinstance(check, str) and not hmac.compare_digest(check, _key_check(key)):
-            raise WrongPassphrase("wrong passphrase")
+        unlocked = unlock(folder, passphrase)
+        key, check, cipher = unlocked.key, unlocked.check, unlocked.cipher
         before = _sidecars(folder)
         replica = cls._connect(folder, key, cipher)
         try:
@@ -411,7 +419,7 @@ class Replica:
             raise ReplicaDamaged("this replica was not opened with a key")
         return hashlib.blake2b(b"fieldsync/v1/replica-mac", key=self._key, digest_size=32).digest()
 
-    # -- small typed accessors ------------------------------------------------------
+    # -- meta and secrets (the meta keys' typed accessors: field_client.syncstate) ---------
     def get(self, key: str, default: Any = None) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
@@ -422,6 +430,11 @@ class Replica:
                 "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value)),
             )
+
+    def unset(self, key: str) -> None:
+        """Remove ``key`` from ``meta``: :meth:`get` gives its default again."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     def secret(self, name: str) -> bytes | None:
         row = self.conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
@@ -434,7 +447,7 @@ class Replica:
                 (name, value),
             )
 
-    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         cur = self.conn.execute(sql, params)
         names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]  # type: ignore[misc]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]

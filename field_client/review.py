@@ -16,8 +16,6 @@ Rules this module owns:
   resolution of its field arrived; a double booking until staff resolved it
   or it no longer has two approved, live reservations. Only open items count
   in the ui's Conflicts badge, as in ``fieldsync status``.
-- :func:`pending_record_ids` names records with edits not yet accepted by the
-  hub, so a page can mark them "not synced yet".
 """
 
 from __future__ import annotations
@@ -27,14 +25,9 @@ from typing import Any
 
 from sync.provenance import HUB_DEVICE
 
-from . import overview, state
+from . import outbox, overview, state
 from .device import Device
 from .replica import Replica
-
-
-def pending_record_ids(replica: Replica) -> set[str]:
-    rows = replica.conn.execute("SELECT DISTINCT record_id FROM outbox WHERE status IN ('pending', 'held')")
-    return {row[0] for row in rows}
 
 
 def _written_by(replica: Replica, device_id: str) -> set[str]:
@@ -109,19 +102,12 @@ def concerning(device: Device) -> dict[str, Any]:
 
 def rejected(replica: Replica, limit: int | None = None) -> list[dict[str, Any]]:
     """Local edits the hub refused, newest first, with the reason and field details."""
-    sql = (
-        "SELECT seq, change_id, record_id, reason, details, updated_at, wire FROM outbox"
-        " WHERE status = 'rejected' ORDER BY updated_at DESC, seq DESC"
-    )
-    rows = replica.rows(sql + (f" LIMIT {int(limit)}" if limit else ""))
     out = []
-    for found in rows:
-        row = dict(found)
+    for row in outbox.latest_rejected(replica, limit):
         wire = json.loads(row.pop("wire"))
         out.append(
             {
                 **row,
-                "details": json.loads(row["details"]) if row["details"] else {},
                 "collection": wire.get("collection"),
                 "fields": {name: entry.get("value") for name, entry in wire.get("fields", {}).items()},
                 "deleted": bool(wire.get("deleted")),

@@ -16,7 +16,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from sync import find_double_bookings
 from sync.schemas import CONTACT_ROLES, RESERVATION_STATES, RESOURCE_KINDS, RESOURCE_STATUSES
 
-from .. import edits, inputs, review, state
+from .. import edits, inputs, outbox, state
 from ..device import Device
 from ..errors import EditRefused, RecordNotFound
 from . import forms, state_of
@@ -85,7 +85,7 @@ def resources() -> str:
         kinds=RESOURCE_KINDS,
         statuses=RESOURCE_STATUSES,
         agencies=_choices(everything, "agency"),
-        pending=review.pending_record_ids(dev.replica),
+        pending=outbox.pending_record_ids(dev.replica),
     )
 
 
@@ -103,7 +103,7 @@ def resource(record_id: str) -> str:
         overlaps=overlaps(bookings),
         contact=contact,
         statuses=RESOURCE_STATUSES,
-        pending=review.pending_record_ids(dev.replica),
+        pending=outbox.pending_record_ids(dev.replica),
     )
 
 
@@ -164,7 +164,7 @@ def contacts() -> str:
         roles=CONTACT_ROLES,
         agencies=_choices(everything, "agency"),
         jurisdictions=_choices(everything, "jurisdiction"),
-        pending=review.pending_record_ids(dev.replica),
+        pending=outbox.pending_record_ids(dev.replica),
     )
 
 
@@ -174,7 +174,7 @@ def contact(record_id: str) -> str:
     record = _record(dev, record_id, "contacts")
     looks_after = [r for r in state.list_records(dev.replica, "resources") if r.get("point_of_contact") == record_id]
     return render_template(
-        "contact.html", record=record, looks_after=looks_after, pending=review.pending_record_ids(dev.replica)
+        "contact.html", record=record, looks_after=looks_after, pending=outbox.pending_record_ids(dev.replica)
     )
 
 
@@ -193,7 +193,7 @@ def reservations() -> str:
         resources=names,
         chosen=chosen,
         states=RESERVATION_STATES,
-        pending=review.pending_record_ids(dev.replica),
+        pending=outbox.pending_record_ids(dev.replica),
     )
 
 

@@ -174,6 +174,74 @@ def test_missing_header_is_replica_damaged(made: Path) -> None:
         Replica.open(made, PASSPHRASE)
 
 
+# -- one reader of replica.json, for open and check alike ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "{not json",
+        json.dumps({"format": replica.FORMAT, "salt": "AAAA", "opslimit": 1, "memlimit": 8192}),
+        json.dumps({"format": replica.FORMAT, "salt": "A" * 22, "opslimit": 0, "memlimit": 8192}),
+        json.dumps({"salt": "A" * 22, "opslimit": 1, "memlimit": 8192}),
+        "another-format",
+    ],
+    ids=["not-json", "short-salt", "no-passes", "no-format", "another-format"],
+)
+def test_check_reads_the_header_as_open_does(made: Path, header: str) -> None:
+    """``fieldsync check`` refuses every header that opening refuses, with the same message,
+    and writes nothing; a header of another format included (check once let it through)."""
+    if header == "another-format":
+        header = json.dumps({**json.loads((made / HEADER_NAME).read_text()), "format": "something-else/9"})
+    (made / HEADER_NAME).write_text(header)
+    before = snapshot(made)
+    with pytest.raises(ReplicaDamaged) as opening:
+        Replica.open(made, PASSPHRASE)
+    with pytest.raises(ReplicaDamaged) as checking:
+        replica.check(made, PASSPHRASE)
+    assert str(opening.value) == str(checking.value)
+    assert "is missing or damaged" in str(checking.value)
+    assert snapshot(made) == before
+
+
+def test_unlock_derives_the_key_and_reads_the_cipher(made: Path) -> None:
+    before = snapshot(made)
+    unlocked = replica.unlock(made, PASSPHRASE)
+    assert unlocked.cipher == replica.CIPHER and isinstance(unlocked.check, str)
+    assert _raw_key_reads(made, unlocked.key)
+    with pytest.raises(WrongPassphrase, match="wrong passphrase"):
+        replica.unlock(made, "not the passphrase")
+    with pytest.raises(NotEnrolled, match="fieldsync enroll"):
+        replica.unlock(made.parent / "elsewhere", PASSPHRASE)
+    assert snapshot(made) == before
+
+
+def test_a_header_without_a_key_check_unlocks_and_leaves_the_first_page_to_judge(made: Path) -> None:
+    header = json.loads((made / HEADER_NAME).read_text())
+    del header["check"]
+    (made / HEADER_NAME).write_text(json.dumps(header))
+    assert replica.unlock(made, "not the passphrase").check is None
+    with pytest.raises(WrongPassphrase, match="or the replica file is damaged"):
+        Replica.open(made, "not the passphrase")
+    with pytest.raises(WrongPassphrase, match="or the replica file is damaged"):
+        replica.check(made, "not the passphrase")
+    with Replica.open(made, PASSPHRASE) as rep:
+        assert rep.get("greeting") == {"text": "hello", "n": 1}
+
+
+def _raw_key_reads(home: Path, key: bytes) -> bool:
+    import sqlcipher3
+
+    conn = sqlcipher3.connect(str(home / DB_NAME))
+    try:
+        conn.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+        conn.execute(f"PRAGMA cipher_page_size = {replica.CIPHER.page_size}")
+        conn.execute(f"PRAGMA cipher_hmac_algorithm = {replica.CIPHER.hmac}")
+        return int(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]) > 0
+    finally:
+        conn.close()
+
+
 # -- the cipher's page size and page MAC ------------------------------------------------------
 
 
