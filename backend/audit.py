@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from crypto import b64e, get_provider, signing_bytes
-from crypto.clock import now
+from crypto.clock import stamp
 
 from . import chain
 from .db import db
@@ -80,7 +80,7 @@ def record(
     top = db.session.scalar(select(func.max(AuditEntry.seq))) or 0
     entry = AuditEntry(
         seq=max(head.size, top) + 1,
-        at=now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        at=stamp(),
         actor=_clip(actor, ACTOR_LENGTH),
         agency=_clip(agency, AGENCY_LENGTH),
         action=action,

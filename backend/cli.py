@@ -84,6 +84,16 @@ def _database() -> str:
     return make_url(current_app.config["DATABASE_URL"]).render_as_string(hide_password=True)
 
 
+def _password(variable: str, account: str, otherwise: str) -> str:
+    """A new account's password: from ``variable`` (scripts), else asked twice in a terminal."""
+    secret = os.environ.get(variable)
+    if secret is None:
+        if not sys.stdin.isatty():
+            raise HubError(f"set {variable} or {otherwise}")
+        secret = click.prompt(f"password for {account}", hide_input=True, confirmation_prompt=True)
+    return secret
+
+
 def _emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -109,12 +119,7 @@ def init(admin_name: str) -> None:
     """Create the database, the keys and the first admin account (safe to re-run: applies migrations)."""
 
     def password() -> str:
-        secret = os.environ.get("FIELDSYNC_ADMIN_PASSWORD")
-        if secret is None:
-            if not sys.stdin.isatty():
-                raise HubError("set FIELDSYNC_ADMIN_PASSWORD or run init in a terminal to choose the admin password")
-            secret = click.prompt(f"password for {admin_name}", hide_input=True, confirmation_prompt=True)
-        return secret
+        return _password("FIELDSYNC_ADMIN_PASSWORD", admin_name, "run init in a terminal to choose the admin password")
 
     done = bootstrap.initialize(admin_name, password, actor=ACTOR)
     if done.already:
@@ -300,11 +305,7 @@ def user() -> None:
 @hub_command
 def user_add(name: str, role: str) -> None:
     """Add a staff or admin account (password from FIELDSYNC_USER_PASSWORD, else prompted)."""
-    password = os.environ.get("FIELDSYNC_USER_PASSWORD")
-    if password is None:
-        if not sys.stdin.isatty():
-            raise HubError("set FIELDSYNC_USER_PASSWORD or run in a terminal to choose the password")
-        password = click.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+    password = _password("FIELDSYNC_USER_PASSWORD", name, "run in a terminal to choose the password")
     users.add_user(name, role, password, actor=ACTOR)
     click.echo(f"user {name} added ({role})")
 

@@ -286,7 +286,6 @@ def bulk_log(hub: HubInstance, entries: int) -> None:
     """Write ``entries`` log rows of agency FAR (invisible to the laptop) straight into the log."""
     from backend import enroll, log
     from backend.db import db
-    from backend.models import LogHead
 
     token = hub.token("FAR", "far officer")
     app = hub.app()
@@ -297,7 +296,7 @@ def bulk_log(hub: HubInstance, entries: int) -> None:
         (templates,) = sign_feeds([(bytes(key), answer["device_id"], "FAR", 1000, 9)], processes=1)
         texts = [json.dumps(w, separators=(",", ":")) for w in templates]
         hashes = [change_hash(w) for w in templates]
-        head = db.session.get(LogHead, 1)
+        head = log.read_head()
         size, chain = head.size, head.head
         db.session.remove()  # SQLite: every transaction is BEGIN IMMEDIATE, so end this one first
         sqlite = db.engine.dialect.name == "sqlite"

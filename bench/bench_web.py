@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert, select
 
-from backend import create_app, keystore, records, schema, users
+from backend import bootstrap, create_app, records, schema, users
 from backend.db import db
-from backend.models import Agency, LogHead, Record
+from backend.models import Agency, Record
 from backend.web import listing, paging
 from crypto import b64e
 
@@ -48,8 +48,7 @@ PLACES = ("Station 3", "Fairgrounds", "I-55 mile 92", "County jail", "Harbor", "
 def build(app, n: int) -> None:  # type: ignore[no-untyped-def]
     now = datetime.now(UTC).replace(microsecond=0)
     with app.app_context():
-        db.session.add(LogHead(id=1, size=0, head=None))
-        keystore.create_hub_key()
+        bootstrap.start_hub()
         for code in AGENCIES:
             db.session.add(Agency(code=code, name=f"{code} agency", created_at=now))
         users.add_user("bench.staff", "staff", "bench-password-1", actor="bench")

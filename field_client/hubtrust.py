@@ -32,11 +32,12 @@ from crypto.clock import stamp
 from . import outbox
 from .device import Device
 from .errors import ClientError, HubUntrusted
+from .syncstate import Checkpoint
 from .transport import HubClient
 
 logger = logging.getLogger("fieldsync.client")
 
-Alarm = tuple[str, str, Any, Any, dict[str, Any]]  # kind, message, the verified checkpoint, as sent, the kept one
+Alarm = tuple[str, str, Any, Any, Checkpoint]  # kind, message, the verified checkpoint, as sent, the kept one
 
 
 def refuse_if_alarmed(device: Device) -> None:
@@ -116,7 +117,7 @@ def keep_checkpoint(device: Device, checkpoint: dict[str, Any]) -> None:
         device.sync_state.checkpoint = {"size": size, "head": checkpoint["head"], "at": checkpoint["at"]}
 
 
-def raise_alarm(device: Device, kind: str, message: str, cp: Any, checkpoint: Any, newest: dict[str, Any]) -> None:
+def raise_alarm(device: Device, kind: str, message: str, cp: Any, checkpoint: Any, newest: Checkpoint) -> None:
     """Keep the alarm as the replica's ``hub_alarm``, log it, and raise HubUntrusted."""
     device.sync_state.hub_alarm = {
         "kind": kind,
@@ -156,14 +157,15 @@ def accept_hub(device: Device, client: HubClient, *, size: int, head: str) -> di
     hub_seq = int(answer["seq"])
     with replica.transaction():
         requeued = outbox.requeue_after(replica, hub_seq)
+        checkpoint = Checkpoint(size=cp.size, head=cp.head, at=answer["checkpoint"]["at"])
         record = {
             "accepted_at": stamp(),
             "alarm": alarm,
-            "checkpoint": {"size": cp.size, "head": cp.head, "at": answer["checkpoint"]["at"]},
+            "checkpoint": checkpoint,
             "requeued": requeued,
         }
         kept.hub_resets = [*kept.hub_resets, record]
-        kept.checkpoint = record["checkpoint"]
+        kept.checkpoint = checkpoint
         kept.cursor = 0
         del kept.hub_alarm
     return record

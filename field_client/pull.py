@@ -5,10 +5,8 @@ Rules this module owns:
 - Pull asks by cursor, page by page, and commits whole pages with the cursor
   after the last of them in one transaction: a sync cut off at any point
   resumes where it stopped, with nothing applied twice and nothing skipped.
-  A commit covers at most COMMIT_CHANGES changes (``FIELDSYNC_PULL_COMMIT``)
-  or COMMIT_SECONDS of work (each commit encrypts and writes every page it
-  touched, and a record edited on several pages is then written once, not
-  once a page), and ends whenever the next page has not arrived yet: the
+  A commit (field_client.commits) covers at most COMMIT_CHANGES changes or
+  COMMIT_SECONDS of work, and ends whenever the next page has not arrived yet: the
   write lock is never held while waiting on the link, so an edit made
   meanwhile (``fieldsync ui``, another terminal) waits for one page's work at
   most. A failure to fetch the next page still commits the pages already
@@ -43,7 +41,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -63,9 +60,10 @@ from sync import (
     check_resolution,
 )
 
-from . import hubtrust, outbox, settings, state
+from . import hubtrust, outbox, state
 from . import verifier as page_verifier
 from .collector import fewer_collections
+from .commits import COMMIT_CHANGES, Commits
 from .device import Device
 from .errors import HubUnavailable, HubUntrusted
 from .transport import HubClient
@@ -81,8 +79,6 @@ VERIFY_CHUNK = 50  # pages smaller than two chunks are verified on one thread
 VERIFY_PROCESS = True  # a long pull is verified in processes of their own (field_client.verifier)
 PREFETCH = 8  # pages on their way (fetched, verified) while one is merged: enough to outlast a commit
 EARLY_PAGES = 8  # ... and while the push runs, before a long pull (each held in memory); 0: none
-COMMIT_CHANGES: int = settings.DEFAULTS["PULL_COMMIT"]  # pulled changes at most in one commit; a crash re-pulls these
-COMMIT_SECONDS = 1.0  # ... or this much work: a `fieldsync ui` edit waits no longer for the write lock
 
 Progress = Callable[[int, int], None]  # (cursor, the log's size), after each page
 
@@ -113,7 +109,7 @@ def pull(
         pages = Pages(client, cursor, remote, device.registry(), PREFETCH)
     registry, ahead = pages.registry, pages.ahead
     verifiers = ThreadPoolExecutor(VERIFY_THREADS)
-    commits = _Commits(replica, commit_every)
+    commits = Commits(replica, commit_every)
     relaxed = ExitStack()
     relaxed.enter_context(fewer_collections())
     try:
@@ -354,49 +350,3 @@ def _apply_page(
             writer.flush()
         device.sync_state.cursor = int(answer["next_cursor"])
         device.sync_state.clock = str(clock.last)
-
-
-class _Commits:
-    """The pull's open transaction: pages join it until it holds COMMIT_CHANGES changes or
-    has run COMMIT_SECONDS; :meth:`commit` ends it (no-op when none is open). Its
-    :class:`state.PageWriter` holds the pages' merged records until the commit, so a record
-    edited on several of its pages is written once."""
-
-    def __init__(self, replica: Any, limit: int) -> None:
-        self.replica = replica
-        self.limit = limit
-        self.open: ExitStack | None = None
-        self.writer: state.PageWriter | None = None
-        self.changes = 0
-        self.started = 0.0
-
-    def join(self) -> state.PageWriter:
-        if self.open is None or self.writer is None:
-            self.open = ExitStack()
-            self.open.enter_context(self.replica.transaction())
-            self.writer = state.PageWriter(self.replica)
-            self.changes, self.started = 0, time.monotonic()
-        return self.writer
-
-    def added(self, changes: int) -> None:
-        self.changes += changes
-        if self.changes >= self.limit or time.monotonic() - self.started >= COMMIT_SECONDS:
-            self.commit()
-
-    def commit(self) -> None:
-        stack, self.open = self.open, None
-        writer, self.writer = self.writer, None
-        if stack is None:
-            return
-        try:
-            if writer is not None:
-                writer.flush()
-        except BaseException as exc:
-            stack.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        stack.close()
-
-    def roll_back(self, exc: BaseException) -> None:
-        stack, self.open, self.writer = self.open, None, None
-        if stack is not None:
-            stack.__exit__(type(exc), exc, exc.__traceback__)

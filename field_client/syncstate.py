@@ -40,7 +40,7 @@ class Checkpoint(TypedDict):
     """A verified hub checkpoint as kept: the log's size and head hash, and when it was signed."""
 
     size: int
-    head: str
+    head: str | None  # None: an empty log
     at: str
 
 

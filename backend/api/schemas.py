@@ -84,7 +84,9 @@ class FeedQuery(_Strict):
 class FeedEntry(Schema):
     seq = fields.Integer(required=True)
     hash = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(["accepted", "rejected"]))
+    status = fields.String(
+        required=True, validate=validate.OneOf([PushStatus.ACCEPTED.value, PushStatus.REJECTED.value])
+    )
 
 
 class FeedResponse(Schema):

@@ -21,7 +21,7 @@ from backend.db import db
 from backend.models import Device as DeviceRow
 from backend.models import LogEntry, RegistryEntry
 from crypto import SigningKey, agency_entry, utcnow
-from field_client import agent, edits, overview, pull, state
+from field_client import agent, commits, edits, overview, pull, state
 from field_client import verifier as page_verifier
 from field_client.errors import HubUnavailable, HubUntrusted
 from field_client.transport import HubClient
@@ -379,7 +379,7 @@ def test_pulled_pages_are_committed_together_with_the_cursor_after_the_last(
     lee.sync()
     monkeypatch.setattr(pull, "PULL_LIMIT", 2)
     recorded = Recorded(ray, 2)
-    monkeypatch.setattr(pull.time, "monotonic", lambda: 0.0)  # no commit for time's sake either
+    monkeypatch.setattr(commits.time, "monotonic", lambda: 0.0)  # no commit for time's sake either
     statements: list[str] = []
     ray.replica.conn.set_trace_callback(statements.append)
     report = agent.SyncReport()
@@ -485,7 +485,7 @@ def test_a_record_edited_on_several_pages_of_one_commit_is_written_once_and_ends
     lee.sync()
     kim.sync()
     monkeypatch.setattr(pull, "PULL_LIMIT", 2)
-    monkeypatch.setattr(pull.time, "monotonic", lambda: 0.0)  # no commit for time's sake
+    monkeypatch.setattr(commits.time, "monotonic", lambda: 0.0)  # no commit for time's sake
     recorded = Recorded(ray, 2)
     real_apply = pull._apply_page
 
