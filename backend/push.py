@@ -170,7 +170,10 @@ def _place(work: Batch, change: Change) -> Result:
         assert link is not None
         return Result(change.id, PushStatus.DUPLICATE, link.reason if link.status == PushStatus.REJECTED else None)
     if verdict is Verdict.EQUIVOCATION:
-        return _equivocation(work.dev, change, link.wire if link else None)
+        # the proof kept beside it: the link held at its seq, or (a next link whose prev is
+        # not the head) the head it does not name
+        proof = link if link is not None else work.link(head.seq)
+        return _equivocation(work.dev, change, proof.wire if proof else None)
     if verdict is Verdict.GAP:
         held = work.held_at(change.seq)
         if held is None:

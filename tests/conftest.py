@@ -1,12 +1,21 @@
-"""Fixtures shared by every suite: a real PostgreSQL for the hub's tests.
+"""Fixtures shared by every suite: a real PostgreSQL for the hub's tests, a real Chromium for
+the browser tests, and the rule that CI never skips silently.
 
 The server's address comes from ``FIELDSYNC_TEST_POSTGRES`` (``make test`` and
 .ci/run set it; default: the machine's local server on 127.0.0.1:5432). Each
 test session gets its own fresh database on that server, dropped at the end.
-If the server is down, the fixture tries to start it (``pg_ctlcluster``); only
-where no PostgreSQL can be had are the PostgreSQL variants skipped, with the
-reason shown in the summary (``-ra``) — except under ``FIELDSYNC_REQUIRE_POSTGRES=1``
-(.ci/run sets it: CI machines have a server), where that is a failure.
+If the server is down, the fixture tries to start it (``pg_ctlcluster``).
+
+Rules this module owns:
+
+- Where a service a test needs cannot be had (no PostgreSQL, no Chromium), the
+  test is skipped with the reason shown in the summary (``-ra``), except under
+  its switch, where that is a failure: ``FIELDSYNC_REQUIRE_POSTGRES=1``,
+  ``FIELDSYNC_REQUIRE_BROWSER=1`` (.ci/run sets both: CI machines have them, so
+  a missing one is a broken machine, not a reason to pass) - :func:`unavailable`.
+- The run's closing lines count the skipped tests and group them by reason.
+  Under ``FIELDSYNC_NO_SKIPS=1`` (.ci/run) or ``CI=true``, any skip fails the
+  run (exit status 1) with a line that says so: a green CI run ran every test.
 """
 
 from __future__ import annotations
@@ -16,12 +25,22 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 
 PG_URL = os.environ.get("FIELDSYNC_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+NO_SKIPS = "FIELDSYNC_NO_SKIPS"
+
+
+def unavailable(reason: str, *, switch: str) -> NoReturn:
+    """Skip for ``reason``, or fail when ``switch`` is set to 1 (there the service is required)."""
+    if os.environ.get(switch) == "1":
+        pytest.fail(f"{reason} - required here ({switch}=1)", pytrace=False)
+    pytest.skip(reason)
 
 
 def _dsn(url: str) -> str:
@@ -64,10 +83,8 @@ def postgres_unavailable() -> str | None:
 def postgres_url() -> Iterator[str]:
     """A fresh database for this test session on the configured server."""
     reason = postgres_unavailable()
-    if reason and os.environ.get("FIELDSYNC_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"PostgreSQL is required here (FIELDSYNC_REQUIRE_POSTGRES=1): {reason}")
     if reason:
-        pytest.skip(f"PostgreSQL variant skipped: {reason}")
+        unavailable(f"PostgreSQL variant skipped: {reason}", switch="FIELDSYNC_REQUIRE_POSTGRES")
     name = f"fieldsync_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with _connect(PG_URL) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -89,7 +106,8 @@ def browser() -> Iterator[object]:
     own context (``browser.new_context()``) so cookies never leak between tests.
     """
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM} (make test installs it)")
+        reason = f"browser tests skipped: no Chromium at {CHROMIUM} (make test installs it)"
+        unavailable(reason, switch="FIELDSYNC_REQUIRE_BROWSER")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -98,3 +116,49 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+def _no_skips() -> bool:
+    return os.environ.get(NO_SKIPS) == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+def _skipped(stats: dict[str, list[Any]]) -> Counter[str]:
+    """Skipped tests per reason (a skip's report carries (file, line, reason) in ``longrepr``)."""
+    reasons: Counter[str] = Counter()
+    for report in stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    return reasons
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # outside the terminal's own: its closing line comes first
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
+    """Where skips are not allowed, a run that skipped any test fails, and its last line says why."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = sum(_skipped(reporter.stats).values()) if reporter is not None else 0
+    refused = _no_skips() and skipped > 0
+    if refused and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    try:
+        return (yield)
+    finally:
+        if refused and reporter is not None:
+            reporter.write_line(
+                f"FAILED: {skipped} test(s) skipped where skips are not allowed ({NO_SKIPS}=1 or CI=true)",
+                red=True,
+                bold=True,
+            )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The closing lines: how many tests were skipped, grouped by reason (-ra then lists each)."""
+    reasons = _skipped(terminalreporter.stats)
+    if not reasons:
+        return
+    terminalreporter.section("skipped tests", sep="-")
+    for reason, count in reasons.most_common():
+        terminalreporter.line(f"{count:5d}  {reason}")
+    rule = "this run fails" if _no_skips() else f"under {NO_SKIPS}=1 or CI=true this would fail the run"
+    terminalreporter.line(f"{sum(reasons.values())} test(s) skipped: {rule}")

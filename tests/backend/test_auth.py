@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from backend.models import LogEntry
+import pytest
+
+from backend.api import auth as api_auth
+from backend.models import LogEntry, Nonce
 from crypto import SigningKey
 
 from .helpers import Hub, Officer, audit_entries, error_body, raw, rows, sign_as, signed_headers
@@ -112,3 +115,37 @@ def test_replayed_requests_get_401_and_a_revoked_device_403(hub: Hub, live: str)
     revocation = kim.registry.revocation(lee.device_id)
     assert revocation is not None and revocation.after_seq == 2
     assert len(rows(hub.app, LogEntry)) == 2
+
+
+def test_a_nonce_is_kept_for_twice_the_window_then_purged(hub: Hub, live: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nonce store's retention at its boundary, by a controlled hub clock. A request signed at T is
+    fresh while the hub's clock is within REQUEST_MAX_SKEW (S) of T; its nonce, seen as early as T - S,
+    must be kept until T + S = seen + 2 S, and may go after that (a replay is stale by then)."""
+    hub.agency("SPD")
+    lee = Officer(live, hub.token("SPD", "Sgt. Lee"))
+    skew = timedelta(seconds=int(hub.app.config["REQUEST_MAX_SKEW"]))
+    seen = datetime.now(UTC).replace(microsecond=0)
+    clock = [seen]
+    monkeypatch.setattr(api_auth, "now", lambda: clock[0])
+    path = "/api/v1/sync/pull?cursor=0"
+
+    def fresh() -> None:  # another request at the hub's time: it purges what has expired
+        assert raw(live, "GET", path, headers=signed_headers(lee, "GET", path, at=clock[0])).status_code == 200
+
+    def kept() -> set[str]:
+        return {n.nonce for n in rows(hub.app, Nonce, Nonce.device == lee.device_id)}
+
+    early = signed_headers(lee, "GET", path, at=seen + skew)  # the laptop's clock S ahead: still fresh
+    assert raw(live, "GET", path, headers=early).status_code == 200
+    nonce = early["X-Fieldsync-Nonce"]
+    assert nonce in kept()
+    clock[0] = seen + 2 * skew  # the last moment of its retention: the request is still fresh, so still kept
+    fresh()
+    assert nonce in kept()
+    got = error_body(raw(live, "GET", path, headers=early), 401)
+    assert got["message"] == "replayed request: this nonce was already used"
+    clock[0] = seen + 2 * skew + timedelta(seconds=1)  # one second past it: purged, and a replay is stale
+    fresh()
+    assert nonce not in kept()
+    got = error_body(raw(live, "GET", path, headers=early), 401)
+    assert got["details"]["reason"] == "clock_skew" and "stale request" in got["message"]

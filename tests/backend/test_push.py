@@ -141,6 +141,61 @@ def test_two_changes_signed_at_one_seq_quarantine_the_device(hub: Hub, live: str
     assert log_ids(hub) == [first["id"]]
 
 
+def test_a_next_link_whose_prev_is_not_the_head_quarantines_the_device(hub: Hub, live: str) -> None:
+    """Two histories that part at seq 1: the hub holds one, the device then signs seq 2 on the other."""
+    hub.agency("SPD")
+    lee = Officer(live, hub.token("SPD", "Sgt. Lee"))
+    kim = Officer(live, hub.token("SPD", "Dep. Kim"))
+    first = lee.create()
+    other = sign_as(lee, values={**RESOURCE, "name": "Unit 99"}, seq=1, prev=None)  # the image's seq 1, never sent
+    fork = sign_as(lee, values={**RESOURCE, "name": "Unit 77"}, seq=2, prev=change_hash(other))
+    assert statuses(lee.push(first)) == ["accepted"]
+    (result,) = lee.push(fork)
+    assert result == {"id": fork["id"], "status": "rejected", "reason": "equivocation at seq 2: device quarantined"}
+    (proof,) = rows(hub.app, Equivocation)
+    assert (proof.device, proof.seq) == (lee.device_id, 2)
+    assert proof.held == first and proof.offered == fork  # the link held and the change that names another
+    (device,) = rows(hub.app, Device, Device.id == lee.device_id)
+    assert (device.status, device.status_reason) == ("quarantined", "equivocation at seq 2")
+    assert (device.feed_seq, device.feed_hash) == (1, change_hash(first))
+    (alert,) = audit_entries(hub.app, "device.quarantined")
+    assert (alert.object, alert.agency, alert.details["seq"]) == (lee.device_id, "SPD", 2)
+    assert log_ids(hub) == [first["id"]] and [c.id for c in kim.pull()] == [first["id"]]
+    assert rows(hub.app, Record, Record.record_id == fork["record_id"]) == [] and rows(hub.app, HeldChange) == []
+
+
+def test_a_forked_change_held_behind_a_gap_is_equivocation_when_the_gap_fills(hub: Hub, live: str) -> None:
+    """The held change's ``prev`` is checked when it is released, as it is for a change pushed."""
+    hub.agency("SPD")
+    lee = Officer(live, hub.token("SPD", "Sgt. Lee"))
+    kim = Officer(live, hub.token("SPD", "Dep. Kim"))
+    other = sign_as(lee, values={**RESOURCE, "name": "Unit 99"}, seq=1, prev=None)  # the image's seq 1, never sent
+    fork = sign_as(lee, values={**RESOURCE, "name": "Unit 77"}, seq=2, prev=change_hash(other))
+    first = lee.create()  # this copy's seq 1
+    held = lee.push(fork)
+    assert held == [{"id": fork["id"], "status": "held", "reason": "waiting for seq 1 of this device"}]
+    assert [h.seq for h in rows(hub.app, HeldChange)] == [2]
+    assert statuses(lee.push(first)) == ["accepted"]  # the gap fills; the held link does not follow it
+    (proof,) = rows(hub.app, Equivocation)
+    assert (proof.device, proof.seq) == (lee.device_id, 2)
+    assert proof.held == first and proof.offered == fork
+    (device,) = rows(hub.app, Device, Device.id == lee.device_id)
+    assert (device.status, device.status_reason) == ("quarantined", "equivocation at seq 2")
+    assert (device.feed_seq, device.feed_hash) == (1, change_hash(first))
+    assert [link.seq for link in rows(hub.app, FeedLink)] == [1] and rows(hub.app, HeldChange) == []
+    (alert,) = audit_entries(hub.app, "device.quarantined")
+    assert (alert.object, alert.agency, alert.details["seq"]) == (lee.device_id, "SPD", 2)
+    assert log_ids(hub) == [first["id"]] and [c.id for c in kim.pull()] == [first["id"]]
+    assert rows(hub.app, Record, Record.record_id == fork["record_id"]) == []
+    follow(lee, fork)
+    try:
+        lee.push(lee.create())
+    except HubRefused as exc:
+        assert (exc.status, exc.code) == (403, "forbidden") and "quarantined" in exc.message
+    else:
+        raise AssertionError("a quarantined device was served")
+
+
 # -- changes that are not the device's authentic word ----------------------------------
 
 

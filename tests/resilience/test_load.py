@@ -29,7 +29,7 @@ from bench.devices import AGENCIES, AGREEMENTS, LoadCheck, SimDevice, as_seen_by
 from bench.hubproc import HubInstance, HubServer
 from crypto import VerifiedChange, change_hash
 from sync import Change, MergeState
-from tests.conftest import PG_URL, postgres_unavailable
+from tests.conftest import PG_URL, postgres_unavailable, unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ class Run:
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     reason = postgres_unavailable()
     if reason:
-        pytest.skip(f"load test needs PostgreSQL: {reason}")
+        unavailable(f"load test needs PostgreSQL: {reason}", switch="FIELDSYNC_REQUIRE_POSTGRES")
     hub = HubInstance("postgresql", tmp_path_factory.mktemp("load-hub"), postgres=PG_URL)
     try:
         set_up(hub, AGENCIES)

@@ -9,7 +9,7 @@ import pytest
 from crypto import field_digest, withhold
 from sync import DELETED, ChangeRejected, MergeState, RecordState, SyncError, apply, make_change
 
-from .helpers import HOUR_MS, T0_MS, Agency, Device, deliver, hlc_text, replay, sync_all, sync_pair
+from .helpers import HOUR_MS, T0_MS, Agency, Device, deliver, fixed_id, hlc_text, replay, sync_all, sync_pair
 
 UNIT = {"kind": "vehicle", "name": "Unit 12", "status": "available", "quantity": 1}
 
@@ -95,29 +95,34 @@ def test_a_slow_laptop_that_saw_the_newest_value_still_writes_after_it(spd: Agen
 
 
 def test_equal_clocks_are_broken_by_device_the_same_way_everywhere(spd: Agency) -> None:
-    alice, bob = spd.device("alice"), spd.device("bob")
+    """Fixed ids, so the example never passes by luck: alice's device id is the greater, her change
+    id and her value the smaller; the greater device wins in every order of arrival."""
+    alice, bob = spd.device("alice", device_id=fixed_id(2, 1)), spd.device("bob", device_id=fixed_id(1, 1))
     rid = shared_unit(alice, bob)
     same = hlc_text(T0_MS + HOUR_MS, 0, "same-node")  # forged: two devices, one clock text
-    a = alice.edit(rid, {"notes": "alice"}, hlc=same)
-    b = bob.edit(rid, {"notes": "bob"}, hlc=same)
-    expected = max((a, b), key=lambda c: c.device)
+    a = alice.edit(rid, {"notes": "alice"}, hlc=same, change_id=fixed_id(1, 3))
+    b = bob.edit(rid, {"notes": "bob"}, hlc=same, change_id=fixed_id(2, 3))
+    assert a.device > b.device and a.id < b.id and a.values["notes"] < b.values["notes"]
     create = alice.made[0]
     for order in ([create, a, b], [create, b, a], [b, create, a]):
         state = replay(order)
-        assert state.records[rid].values()["notes"] == expected.values["notes"]
-        assert state.records[rid].winner("notes").change_id == expected.id
+        assert state.records[rid].values()["notes"] == "alice"
+        assert state.records[rid].winner("notes").change_id == a.id
 
 
 def test_equal_clock_and_device_are_broken_by_change_id(spd: Agency) -> None:
+    """Fixed ids: the first change signed has the greater id and the smaller value, and wins."""
     alice = spd.device("alice")
     rid = shared_unit(alice)
     same = hlc_text(T0_MS + HOUR_MS, 0, alice.id)
-    one = alice.sign("resources", rid, {"notes": "one"}, hlc=same, seen={})
-    two = alice.sign("resources", rid, {"notes": "two"}, hlc=same, seen={})
-    expected = max((one, two), key=lambda c: c.id)
+    one = alice.sign("resources", rid, {"notes": "one"}, hlc=same, seen={}, change_id=fixed_id(2, 3))
+    two = alice.sign("resources", rid, {"notes": "two"}, hlc=same, seen={}, change_id=fixed_id(1, 3))
+    assert one.id > two.id and one.seq < two.seq and one.values["notes"] < two.values["notes"]
     create = alice.made[0]
     for order in ([create, one, two], [create, two, one], [two, one, create]):
-        assert replay(order).records[rid].values()["notes"] == expected.values["notes"]
+        state = replay(order)
+        assert state.records[rid].values()["notes"] == "one"
+        assert state.records[rid].winner("notes").change_id == one.id
 
 
 # -- duplicates ----------------------------------------------------------

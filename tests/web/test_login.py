@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from sqlalchemy import select
 
 from backend import users
+from backend.auth import accounts
 from backend.db import db
 from backend.models import AuditEntry, User, WebSession
+from crypto.clock import as_utc
 
 from .conftest import ADMIN, STAFF, go, login
 
@@ -75,8 +79,6 @@ def test_five_failures_lock_the_account_for_ten_minutes_even_for_the_right_passw
         user = db.session.scalar(select(User).where(User.name == STAFF[0]))
         assert user is not None and user.locked_until is not None
         # ten minutes later the lock has lifted: move the lock's end into the past
-        from datetime import timedelta
-
         user.locked_until = user.locked_until - timedelta(minutes=10, seconds=1)
         db.session.commit()
     login(page, STAFF)
@@ -84,6 +86,29 @@ def test_five_failures_lock_the_account_for_ten_minutes_even_for_the_right_passw
     assert [e.outcome for e in _audit(web_app, "login.locked")] == ["refused"]
     assert len(_audit(web_app, "login.refused")) == 1
     assert len(_audit(web_app, "login.failed")) == 4
+
+
+def test_the_lock_lasts_ten_minutes_to_the_second(web_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lockout's length and its end, by a controlled clock (no browser, no sleep): the default
+    settings (5 failures, 10 minutes); locked while ``locked_until > now``."""
+    start = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+    clock = [start]
+    monkeypatch.setattr(accounts, "now", lambda: clock[0])
+    with web_app.app_context():
+        for attempt in range(4):
+            assert not accounts.authenticate(STAFF[0], f"wrong password {attempt}", client=None).ok
+        user = db.session.scalar(select(User).where(User.name == STAFF[0]))
+        assert user is not None and user.locked_until is None  # four do not lock
+        clock[0] = start + timedelta(seconds=30)
+        assert not accounts.authenticate(STAFF[0], "wrong password 4", client=None).ok  # the fifth locks
+        db.session.refresh(user)
+        assert as_utc(user.locked_until) == start + timedelta(minutes=10, seconds=30)
+        clock[0] = start + timedelta(minutes=10, seconds=29)  # 9:59 into the lock
+        assert not accounts.authenticate(STAFF[0], STAFF[1], client=None).ok
+        clock[0] = start + timedelta(minutes=10, seconds=30)  # 10:00: the lock has lifted
+        assert accounts.authenticate(STAFF[0], STAFF[1], client=None).ok
+    assert len(_audit(web_app, "login.locked")) == len(_audit(web_app, "login.refused")) == 1
+    assert [e.action for e in _audit(web_app, "login")] == ["login"]
 
 
 def test_logout_ends_the_session_on_the_server(page: Any, web_app: Flask) -> None:
