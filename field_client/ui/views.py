@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
 from sync import find_double_bookings
+from sync.reservations import may_set_state
 from sync.schemas import CONTACT_ROLES, RESERVATION_STATES, RESOURCE_KINDS, RESOURCE_STATUSES
 
 from .. import edits, inputs, outbox, state
@@ -95,6 +96,8 @@ def resource(record_id: str) -> str:
     record = _record(dev, record_id, "resources")
     bookings = [r for r in state.list_records(dev.replica, "reservations") if r.get("resource_id") == record_id]
     bookings.sort(key=lambda r: str(r.get("starts_at", "")))
+    for booking in bookings:
+        booking["actions"] = actions(booking, writer=dev.agency, resource_agency=record["agency"])
     contact = state.get_record(dev.replica, record["point_of_contact"]) if record.get("point_of_contact") else None
     return render_template(
         "resource.html",
@@ -105,6 +108,20 @@ def resource(record_id: str) -> str:
         statuses=RESOURCE_STATUSES,
         pending=outbox.pending_record_ids(dev.replica),
     )
+
+
+OFFERED = {"requested": ("approved", "declined", "cancelled"), "approved": ("cancelled",)}
+"""The states a booking's buttons offer from each state (the ui's workflow, not a rule)."""
+
+
+def actions(booking: dict[str, Any], *, writer: str, resource_agency: str) -> list[str]:
+    """The states this laptop's agency may put ``booking`` in from here: who may is
+    sync.reservations' rule, the one the laptop's edits and the hub apply."""
+    return [
+        wanted
+        for wanted in OFFERED.get(str(booking.get("state")), ())
+        if may_set_state(wanted, writer=writer, requester=str(booking.get("agency")), resource_agency=resource_agency)
+    ]
 
 
 def overlaps(bookings: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
