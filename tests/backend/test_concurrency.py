@@ -36,6 +36,7 @@ from .helpers import Hub, Officer
 PUSHERS = 8
 PUSHES = 25
 PAGE = 7
+GATES = (1, 2, 3)  # pages the puller must have pulled before the pushers go on (see the test)
 
 postgres_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -51,11 +52,23 @@ def test_a_puller_racing_concurrent_pushers_misses_nothing(hub: Hub, live: str, 
     lock = threading.Lock()
     done = threading.Event()
     start = threading.Barrier(PUSHERS + 1)
+    # the race is made to happen, not hoped for: at each gate a pusher waits (mid-run, with
+    # pushes still to come) until the puller has pulled that many non-empty pages, so at
+    # least len(GATES) pages are pulled while the pushers are busy, however slow the machine
+    pages = threading.Condition()
+    gates = {PUSHES * k // (len(GATES) + 1): k for k in GATES}
+
+    def wait_for_pages(count: int) -> None:
+        with pages:
+            if not pages.wait_for(lambda: pages_during_pushes >= count, timeout=60):
+                raise AssertionError(f"the puller pulled fewer than {count} page(s) during the pushes")
 
     def push_all(officer: Officer, n: int) -> None:
         try:
             start.wait(timeout=30)
             for i in range(PUSHES):
+                if i in gates:
+                    wait_for_pages(gates[i])
                 wire = officer.create(values={"kind": "vehicle", "name": f"Unit {n}-{i}", "status": "available"})
                 [result] = officer.push(wire)
                 if result["status"] != "accepted":
@@ -85,7 +98,9 @@ def test_a_puller_racing_concurrent_pushers_misses_nothing(hub: Hub, live: str, 
                     pulled.append(item["change"])
                 certificates.update(answer["certificates"])
                 if answer["changes"] and not finished:
-                    pages_during_pushes += 1
+                    with pages:
+                        pages_during_pushes += 1
+                        pages.notify_all()
                 assert answer["next_cursor"] >= cursor
                 cursor, last = answer["next_cursor"], answer
                 if finished and not answer["more"]:
@@ -115,7 +130,9 @@ def test_a_puller_racing_concurrent_pushers_misses_nothing(hub: Hub, live: str, 
     assert seqs == list(range(1, total + 1))
     # the race really happened: the puller saw changes while the pushers were busy,
     # and the pushers' changes are interleaved in the log
-    assert pages_during_pushes >= 3, f"only {pages_during_pushes} pages pulled during the pushes ({elapsed:.1f} s)"
+    assert pages_during_pushes >= len(GATES), (
+        f"only {pages_during_pushes} pages pulled during the pushes ({elapsed:.1f} s)"
+    )
     devices = [wire["device"] for wire in pulled]
     assert sum(a != b for a, b in itertools.pairwise(devices)) >= PUSHERS
     # what was pulled is authentic, and the last checkpoint covers it all
