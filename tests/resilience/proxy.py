@@ -14,6 +14,8 @@ Rules this module owns:
   ``drop`` closes both sockets abruptly (SO_LINGER 0: a TCP reset, as a cut cable or a
   dying middlebox does), or ``stall`` stops forwarding in both directions without closing
   anything (a link that went silent) until the proxy is closed.
+- Each fired fault is kept in ``fired_faults`` with the moment it fired (``fired_at``,
+  ``time.monotonic()``), so a test can time what follows the fault rather than the whole command.
 - ``close()`` stops the listener and closes every socket it opened, stalled ones included.
 """
 
@@ -23,6 +25,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass
 
 CHUNK = 4096
@@ -36,6 +39,7 @@ class Fault:
     after: int  # bytes of one request (or its answer) that go through in that direction first
     times: int = 1  # how many requests it hits
     on: str | None = None  # only requests whose request line starts with this, e.g. "POST /api/v1/sync/push"
+    fired_at: float | None = None  # time.monotonic() when it fired (set in fired_faults)
 
 
 class _Link:
@@ -167,6 +171,7 @@ class Proxy:
         return None
 
     def fired(self, fault: Fault) -> None:
+        fault.fired_at = time.monotonic()
         with self._lock:
             self.fired_faults.append(fault)
 
