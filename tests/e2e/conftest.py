@@ -1,7 +1,7 @@
 """End-to-end fixtures: the real hub as its own process on loopback, officers as CLI processes.
 
 Nothing here imports ``backend``: the hub is driven only through ``fieldsync-hub``
-(``init``, admin commands, ``serve`` on a free 127.0.0.1 port), and every officer
+(``init``, admin commands, ``serve`` on 127.0.0.1), and every officer
 only through ``fieldsync --home DIR`` in a home folder of their own. The hub's
 merged state is read from its SQLite file (opened read-only) to compare with
 what each laptop holds.
@@ -10,6 +10,11 @@ Speed: ``fieldsync-hub init`` and ``agency create`` for SPD and CSO cost a few
 seconds each, so they run once per session in a template instance folder; each
 test copies that folder (no process has it open) and starts its own hub on it.
 Every test therefore still has its own hub process, database, keys and log.
+
+Ports: a hub's first start asks for port 0 and reads the port the server bound from
+its startup line (werkzeug's `` * Running on http://127.0.0.1:PORT``), so no port is
+probed, closed and handed over (another process could take it in between); a restart
+binds that same port again, since the laptops hold the hub's URL.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ ADMIN_PASSWORD = "e2e-admin-password-1"
 PASSPHRASE = "e2e officer passphrase"
 AGENCIES = {"SPD": "Springfield Police Department", "CSO": "County Sheriff's Office"}
 COMMAND_TIMEOUT = 60
-START_TIMEOUT = 20
+START_TIMEOUT = 60  # generous: a loaded machine only makes the start slower
 STOP_TIMEOUT = 10
 META = ("id", "collection", "agency", "deleted", "updated_hlc", "withheld")
 
@@ -72,13 +77,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+RUNNING_ON = re.compile(rb"Running on http://127\.0\.0\.1:(\d+)")
+
+
 class Hub:
-    """One hub instance folder, and its ``fieldsync-hub serve`` process when started."""
+    """One hub instance folder, and its ``fieldsync-hub serve`` process when started.
+
+    ``port`` 0 (the default): the first start lets the server choose and learns its port."""
 
     def __init__(self, instance: Path, port: int = 0) -> None:
         self.instance = instance
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
         self.env = clean_env(FIELDSYNC_INSTANCE=str(instance), FIELDSYNC_ADMIN_PASSWORD=ADMIN_PASSWORD)
         self.log_path = instance.parent / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -89,10 +98,16 @@ class Hub:
         """Run ``fieldsync-hub ARGS`` against this instance folder."""
         return run_cli([FIELDSYNC_HUB, *args], self.env, check=check)
 
+    @property
+    def url(self) -> str:
+        assert self.port, "the hub's port is known once it has started"
+        return f"http://127.0.0.1:{self.port}"
+
     # -- the server process ------------------------------------------------------
     def start(self) -> None:
         assert self.proc is None, "hub already running"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        logged = self._log.tell()  # this start's lines follow
         self.proc = subprocess.Popen(
             [str(FIELDSYNC_HUB), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env,
@@ -101,7 +116,7 @@ class Hub:
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + START_TIMEOUT
-        while not self.healthy():
+        while not (self._bound(logged) and self.healthy()):
             if self.proc.poll() is not None:
                 self.stop()
                 raise RuntimeError(f"the hub exited at start:\n{self.log_path.read_text(errors='replace')}")
@@ -109,6 +124,16 @@ class Hub:
                 self.stop()
                 raise RuntimeError(f"the hub did not answer /healthz within {START_TIMEOUT} s")
             time.sleep(0.1)
+
+    def _bound(self, logged: int) -> bool:
+        """Whether the port is known: given, or read from this start's "Running on" line."""
+        if not self.port:
+            with open(self.log_path, "rb") as log:
+                log.seek(logged)
+                found = RUNNING_ON.search(log.read())
+            if found:
+                self.port = int(found[1])
+        return bool(self.port)
 
     def stop(self) -> None:
         """Terminate the server (kill it if it has not stopped in 10 s)."""
@@ -226,7 +251,7 @@ def hub_process(hub_template: Path, tmp_path: Path) -> Iterator[Hub]:
     """This test's own hub: a copy of the template instance, served on a free loopback port."""
     instance = tmp_path / "hub" / "instance"
     shutil.copytree(hub_template, instance)
-    hub = Hub(instance, free_port())
+    hub = Hub(instance)
     hub.start()
     try:
         yield hub
