@@ -13,8 +13,8 @@ import ast
 import base64
 import json
 import os
+import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -335,41 +335,41 @@ def test_agency_private_keys_are_never_stored_in_clear(cli: HubCli) -> None:
 
 
 # -- devices ----------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+RUNNING_ON = re.compile(r"Running on (http://127\.0\.0\.1:\d+)")
 
 
 @pytest.fixture
-def served(cli: HubCli) -> Iterator[str]:
-    """``fieldsync-hub serve`` on a free loopback port, until the test ends."""
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=cli.env,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+def served(cli: HubCli, tmp_path: Path) -> Iterator[str]:
+    """``fieldsync-hub serve`` on port 0, until the test ends: the server binds a port of its choosing and
+    names it in its startup line (werkzeug's `` * Running on URL``), so no port is probed, closed and handed
+    over (another process could take it in between)."""
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--host", "127.0.0.1", "--port", "0"],
+            env=cli.env,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # generous: a loaded machine only makes the start slower
+        base = None
         while True:
             if proc.poll() is not None:
-                pytest.fail(
-                    f"fieldsync-hub serve exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-                )
+                pytest.fail(f"fieldsync-hub serve exited {proc.returncode}: {log_path.read_text(errors='replace')}")
+            if base is None and (found := RUNNING_ON.search(log_path.read_text(errors="replace"))):
+                base = found[1]
             try:
-                if requests.get(f"{base}/healthz", timeout=1).json()["status"] == "ok":
+                if base and requests.get(f"{base}/healthz", timeout=1).json()["status"] == "ok":
                     break
             except requests.RequestException:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("fieldsync-hub serve did not answer /healthz within 30 s")
+                pytest.fail("fieldsync-hub serve did not answer /healthz within 60 s")
             time.sleep(0.1)
+        assert base is not None
         yield base
     finally:
         proc.terminate()
@@ -378,8 +378,6 @@ def served(cli: HubCli) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
 
 
 def test_device_token_enrolls_list_and_revoke(cli: HubCli, served: str) -> None:
